@@ -1,0 +1,1 @@
+//! The sealing operator library: CRD types and the Kubernetes-free sealing core.
