@@ -1,0 +1,1 @@
+//! Lotus/Venus JSON-RPC client and miner-actor message encoding.
