@@ -1,0 +1,157 @@
+//! Miner-actor state as the Lotus `State*` methods return it.
+
+use cid::Cid;
+use fvm_ipld_bitfield::BitField;
+use fvm_shared::bigint::BigInt;
+use fvm_shared::econ::TokenAmount;
+use fvm_shared::sector::{RegisteredPoStProof, RegisteredSealProof, SectorNumber};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::ChainEpoch;
+use crate::address::{ChainAddress, empty_as_none};
+use crate::lotus_json::{
+    base64_bytes, base64_bytes_list, big_int, bitfield_runs, cid_json, opt_cid_json, token_amount,
+};
+
+fn null_as_default<'de, D: Deserializer<'de>, T: Deserialize<'de> + Default>(d: D) -> Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// `{"PoStProof": <type>, "ProofBytes": "base64"}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PoStProofJson {
+    #[serde(rename = "PoStProof")]
+    pub post_proof: RegisteredPoStProof,
+    #[serde(rename = "ProofBytes", with = "base64_bytes")]
+    pub proof_bytes: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct BeneficiaryTerm {
+    #[serde(with = "token_amount")]
+    pub quota: TokenAmount,
+    #[serde(with = "token_amount")]
+    pub used_quota: TokenAmount,
+    pub expiration: ChainEpoch,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PendingBeneficiaryChange {
+    pub new_beneficiary: ChainAddress,
+    #[serde(with = "token_amount")]
+    pub new_quota: TokenAmount,
+    pub new_expiration: ChainEpoch,
+    pub approved_by_beneficiary: bool,
+    pub approved_by_nominee: bool,
+}
+
+/// `api.MinerInfo`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct MinerInfo {
+    pub owner: ChainAddress,
+    pub worker: ChainAddress,
+    #[serde(default, with = "empty_as_none")]
+    pub new_worker: Option<ChainAddress>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub control_addresses: Vec<ChainAddress>,
+    pub worker_change_epoch: ChainEpoch,
+    pub peer_id: Option<String>,
+    #[serde(default, with = "base64_bytes_list")]
+    pub multiaddrs: Vec<Vec<u8>>,
+    pub window_po_st_proof_type: RegisteredPoStProof,
+    pub sector_size: u64,
+    pub window_po_st_partition_sectors: u64,
+    pub consensus_fault_elapsed: ChainEpoch,
+    pub pending_owner_address: Option<ChainAddress>,
+    pub beneficiary: ChainAddress,
+    pub beneficiary_term: BeneficiaryTerm,
+    pub pending_beneficiary_term: Option<PendingBeneficiaryChange>,
+}
+
+/// `miner.SectorPreCommitInfo` in JSON (the parameter of the deposit estimate methods and the
+/// `Info` of a precommit on chain).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SectorPreCommitInfo {
+    pub seal_proof: RegisteredSealProof,
+    pub sector_number: SectorNumber,
+    #[serde(rename = "SealedCID", with = "cid_json")]
+    pub sealed_cid: Cid,
+    pub seal_rand_epoch: ChainEpoch,
+    #[serde(rename = "DealIDs", default, deserialize_with = "null_as_default")]
+    pub deal_ids: Vec<u64>,
+    pub expiration: ChainEpoch,
+    /// `null` for committed-capacity sectors (the zero CommD).
+    #[serde(default, with = "opt_cid_json")]
+    pub unsealed_cid: Option<Cid>,
+}
+
+/// `miner.SectorPreCommitOnChainInfo` (`StateSectorPreCommitInfo`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SectorPreCommitOnChainInfo {
+    pub info: SectorPreCommitInfo,
+    #[serde(with = "token_amount")]
+    pub pre_commit_deposit: TokenAmount,
+    pub pre_commit_epoch: ChainEpoch,
+}
+
+/// `miner.SectorOnChainInfo` (`StateSectorGetInfo`, `StateMinerSectors`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SectorOnChainInfo {
+    pub sector_number: SectorNumber,
+    pub seal_proof: RegisteredSealProof,
+    #[serde(rename = "SealedCID", with = "cid_json")]
+    pub sealed_cid: Cid,
+    pub activation: ChainEpoch,
+    pub expiration: ChainEpoch,
+    #[serde(with = "big_int")]
+    pub deal_weight: BigInt,
+    #[serde(with = "big_int")]
+    pub verified_deal_weight: BigInt,
+    #[serde(with = "token_amount")]
+    pub initial_pledge: TokenAmount,
+    #[serde(with = "token_amount")]
+    pub expected_day_reward: TokenAmount,
+    #[serde(with = "token_amount")]
+    pub expected_storage_pledge: TokenAmount,
+    pub power_base_epoch: ChainEpoch,
+    #[serde(with = "token_amount")]
+    pub replaced_day_reward: TokenAmount,
+    #[serde(rename = "SectorKeyCID", default, with = "opt_cid_json")]
+    pub sector_key_cid: Option<Cid>,
+    pub flags: u64,
+    #[serde(with = "token_amount")]
+    pub daily_fee: TokenAmount,
+}
+
+/// One entry of `StateMinerDeadlines`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Deadline {
+    #[serde(with = "bitfield_runs")]
+    pub post_submissions: BitField,
+    pub disputable_proof_count: u64,
+    #[serde(with = "token_amount")]
+    pub daily_fee: TokenAmount,
+}
+
+/// One entry of `StateMinerPartitions`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Partition {
+    #[serde(with = "bitfield_runs")]
+    pub all_sectors: BitField,
+    #[serde(with = "bitfield_runs")]
+    pub faulty_sectors: BitField,
+    #[serde(with = "bitfield_runs")]
+    pub recovering_sectors: BitField,
+    #[serde(with = "bitfield_runs")]
+    pub live_sectors: BitField,
+    #[serde(with = "bitfield_runs")]
+    pub active_sectors: BitField,
+}
