@@ -1,1 +1,3 @@
-//! The sealing operator library: CRD types and the Kubernetes-free sealing core.
+//! The sealing operator: CRD types and the Kubernetes-free sealing core.
+
+pub mod core;
