@@ -4,6 +4,7 @@
 pub mod control;
 pub mod error;
 pub mod lotus;
+pub mod proof;
 pub mod record;
 pub mod retry;
 pub mod state;
@@ -11,6 +12,7 @@ pub mod transition;
 pub mod work;
 
 pub use error::{ErrorLevel, StepError};
+pub use proof::{SealProof, SectorSize};
 pub use record::SectorRecord;
 pub use state::{Plan, State};
 pub use transition::{Event, apply};
