@@ -7,6 +7,7 @@ pub mod lotus;
 pub mod proof;
 pub mod record;
 pub mod retry;
+pub mod schedule;
 pub mod state;
 pub mod transition;
 pub mod work;
