@@ -99,3 +99,21 @@ fn crds_directory_matches_the_types() {
         );
     }
 }
+
+#[test]
+fn the_samples_in_manifests_are_accepted() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../manifests/samples");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(dir).expect("manifests/samples exists") {
+        let path = entry.expect("readable directory").path();
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        for document in serde_yaml::Deserializer::from_str(&text) {
+            let manifest = Value::deserialize(document).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            if let Err(message) = validate(&manifest, None) {
+                panic!("{}: {message}", path.display());
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 3, "only {checked} samples found in {dir}");
+}
