@@ -4,6 +4,7 @@
 pub mod control;
 pub mod error;
 pub mod lotus;
+pub mod outcome;
 pub mod proof;
 pub mod record;
 pub mod retry;

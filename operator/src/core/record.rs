@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::ErrorLevel;
 use super::state::State;
+use super::work::Step;
 
 /// Chain randomness drawn for the sector: the ticket (PC1) or the interactive seed (C1).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -60,6 +61,16 @@ pub struct ErrorRecord {
     pub step: String,
     pub message: String,
     pub time: Timestamp,
+}
+
+/// The step pod a sector has been given a place for: created, running, or about to be.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RunningStep {
+    pub step: Step,
+    pub attempt: u32,
+    pub node: String,
+    pub since: Timestamp,
 }
 
 /// Why a sector is paused.
@@ -116,6 +127,9 @@ pub struct SectorRecord {
     pub commit: Option<ChainMessage>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snap: Option<SnapUpdate>,
+    /// The step pod placed for this sector, until its result is recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running: Option<RunningStep>,
     /// How many times each step or chain task has been started.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub attempts: BTreeMap<String, u32>,

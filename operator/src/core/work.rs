@@ -4,19 +4,25 @@
 use std::fmt;
 
 use jiff::Timestamp;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use super::record::SectorRecord;
 use super::state::{Plan, State};
 
-/// A sealing step run by a `sealer-pod` pod. The names are the pool's phase names and the
-/// sealer-pod subcommands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// A sealing step run by a `sealer-pod` pod. The names are the sealer-pod subcommands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
 pub enum Step {
     AddPiece,
     TreeD,
+    #[serde(rename = "pc1")]
     PC1,
+    #[serde(rename = "pc2")]
     PC2,
+    #[serde(rename = "c1")]
     C1,
+    #[serde(rename = "c2")]
     C2,
     SnapEncode,
     SnapProve,
