@@ -1,0 +1,683 @@
+//! The life of one pod bound to a node: prepare, run its containers, report status, stop them
+//! when the pod is deleted, and finish the deletion as kubelet does.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use k8s_openapi::api::core::v1::{ConfigMap, ContainerStateTerminated, Pod, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
+use kube::{Api, ResourceExt};
+use nix::sys::signal::Signal;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use super::env::{EnvSources, container_env, expand};
+use super::node::NodeContext;
+use super::process::{self, ProcessSpec};
+use super::status::{ContainerView, PodFailure, State, StatusBuilder, exit_code, termination_message};
+use super::volumes::{container_mounts, prepare_volumes};
+
+const FIELD_MANAGER: &str = "sealing-node-agent";
+const DEFAULT_TERMINATION_MESSAGE_PATH: &str = "/dev/termination-log";
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// First restart delay for restartPolicy OnFailure/Always; doubles up to the cap. Shorter than
+/// kubelet's 10 s / 5 min so that crash loops show quickly in tests.
+const RESTART_BACKOFF: Duration = Duration::from_secs(1);
+const RESTART_BACKOFF_CAP: Duration = Duration::from_secs(60);
+
+/// Updates about the pod from the watch; `None` once the pod is gone from the API.
+pub type PodUpdates = watch::Receiver<Option<Pod>>;
+
+/// One container of the running pod.
+struct ContainerRun {
+    process: ProcessSpec,
+    termination_file: PathBuf,
+    log_dir: PathBuf,
+    fallback_to_logs: bool,
+    view: ContainerView,
+    pid: Option<u32>,
+    restart_at: Option<Instant>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RestartPolicy {
+    Never,
+    OnFailure,
+    Always,
+}
+
+pub async fn run(ctx: Arc<NodeContext>, mut updates: PodUpdates) {
+    let Some(pod) = updates.borrow().clone() else { return };
+    let key = format!("{}/{}", pod.namespace().unwrap_or_default(), pod.name_any());
+    let worker = PodWorker::new(ctx, &pod);
+    if let Err(e) = worker.drive(pod, &mut updates).await {
+        warn!(pod = %key, error = %e, "pod worker stopped");
+    }
+}
+
+struct PodWorker {
+    ctx: Arc<NodeContext>,
+    api: Api<Pod>,
+    name: String,
+    uid: String,
+    status: StatusBuilder,
+}
+
+impl PodWorker {
+    fn new(ctx: Arc<NodeContext>, pod: &Pod) -> Self {
+        let api = Api::namespaced(ctx.client.clone(), &pod.namespace().unwrap_or_default());
+        PodWorker {
+            ctx,
+            api,
+            name: pod.name_any(),
+            uid: pod.uid().unwrap_or_default(),
+            status: StatusBuilder::default(),
+        }
+    }
+
+    fn pod_dir(&self) -> PathBuf {
+        self.ctx.disk.pod_dir(&self.uid)
+    }
+
+    async fn drive(mut self, pod: Pod, updates: &mut PodUpdates) -> Result<(), kube::Error> {
+        let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("Pending");
+        if phase == "Succeeded" || phase == "Failed" {
+            return self.finish(updates).await;
+        }
+        if self.started_before(&pod) {
+            self.report_lost(&pod).await?;
+            return self.finish(updates).await;
+        }
+        if pod.metadata.deletion_timestamp.is_some() {
+            return self.delete_now().await;
+        }
+        let mut containers = match self.prepare(&pod).await {
+            Ok(c) => c,
+            Err(failure) => {
+                info!(pod = %self.name, reason = %failure.reason, message = %failure.message, "pod cannot run");
+                let status = self.status.build(&self.ctx.facts.host_ip, &waiting_views(&pod, &failure), Some(&failure));
+                self.patch_status(status).await?;
+                return self.finish(updates).await;
+            }
+        };
+        self.publish(&containers).await?;
+        let policy = restart_policy(&pod);
+        let mut exits = FuturesUnordered::new();
+        for (i, c) in containers.iter_mut().enumerate() {
+            if let Some(wait) = self.start(i, c) {
+                exits.push(wait);
+            }
+        }
+        self.publish(&containers).await?;
+
+        let mut terminating: Option<Instant> = None;
+        let mut killed = false;
+        loop {
+            let done = containers
+                .iter()
+                .all(|c| matches!(c.view.state, State::Terminated(_)) && c.restart_at.is_none());
+            if done && exits.is_empty() {
+                break;
+            }
+            let next_restart = containers.iter().filter_map(|c| c.restart_at).min();
+            tokio::select! {
+                Some((i, result)) = exits.next() => {
+                    let c: &mut ContainerRun = &mut containers[i];
+                    self.record_exit(c, result);
+                    if terminating.is_none() && should_restart(policy, &c.view.state) {
+                        let delay = backoff(c.view.restart_count);
+                        c.restart_at = Some(Instant::now() + delay);
+                        c.view.restarting = true;
+                    }
+                    self.publish(&containers).await?;
+                }
+                _ = sleep_until_opt(next_restart), if terminating.is_none() && next_restart.is_some() => {
+                    let now = Instant::now();
+                    for (i, c) in containers.iter_mut().enumerate() {
+                        if c.restart_at.is_some_and(|t| t <= now) {
+                            c.restart_at = None;
+                            c.view.restarting = false;
+                            c.view.restart_count += 1;
+                            if let Some(wait) = self.start(i, c) {
+                                exits.push(wait);
+                            }
+                        }
+                    }
+                    self.publish(&containers).await?;
+                }
+                _ = sleep_until_opt(terminating), if terminating.is_some() && !killed => {
+                    for c in containers.iter().filter_map(|c| c.pid) {
+                        process::signal_group(c, Signal::SIGKILL);
+                    }
+                    killed = true;
+                }
+                changed = updates.changed() => {
+                    let current = if changed.is_ok() { updates.borrow().clone() } else { None };
+                    match current {
+                        None => {
+                            // Force-deleted: nothing will read a status any more.
+                            for pid in containers.iter().filter_map(|c| c.pid) {
+                                process::signal_group(pid, Signal::SIGKILL);
+                            }
+                            killed = true;
+                            terminating.get_or_insert_with(Instant::now);
+                        }
+                        Some(p) if p.metadata.deletion_timestamp.is_some() && terminating.is_none() => {
+                            let grace = p.metadata.deletion_grace_period_seconds.unwrap_or(30).max(0) as u64;
+                            info!(pod = %self.name, grace, "pod deleted; stopping its containers");
+                            terminating = Some(Instant::now() + Duration::from_secs(grace));
+                            for c in containers.iter_mut() {
+                                c.restart_at = None;
+                                c.view.restarting = false;
+                                if let Some(pid) = c.pid {
+                                    process::signal_group(pid, Signal::SIGTERM);
+                                }
+                            }
+                        }
+                        Some(_) => {}
+                    }
+                }
+            }
+        }
+        if updates.borrow().is_none() {
+            self.cleanup();
+            return Ok(());
+        }
+        self.publish(&containers).await?;
+        if terminating.is_some() {
+            return self.delete_now().await;
+        }
+        self.finish(updates).await
+    }
+
+    /// Waits for a finished pod to be deleted, then completes the deletion.
+    async fn finish(self, updates: &mut PodUpdates) -> Result<(), kube::Error> {
+        loop {
+            let deleting = match &*updates.borrow() {
+                None => None,
+                Some(p) => Some(p.metadata.deletion_timestamp.is_some()),
+            };
+            match deleting {
+                None => {
+                    self.cleanup();
+                    return Ok(());
+                }
+                Some(true) => return self.delete_now().await,
+                Some(false) => {}
+            }
+            if updates.changed().await.is_err() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Kubelet's last step: remove the pod object once nothing of it runs any more.
+    async fn delete_now(&self) -> Result<(), kube::Error> {
+        self.cleanup();
+        let dp = DeleteParams {
+            grace_period_seconds: Some(0),
+            preconditions: Some(Preconditions { uid: Some(self.uid.clone()), resource_version: None }),
+            ..DeleteParams::default()
+        };
+        match self.api.delete(&self.name, &dp).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Removes the pod's volumes and files; logs are kept.
+    fn cleanup(&self) {
+        let dir = self.pod_dir();
+        if let Err(e) = std::fs::remove_dir_all(&dir)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            warn!(pod = %self.name, dir = %dir.display(), error = %e, "could not remove pod directory");
+        }
+    }
+
+    /// Whether a container of this pod was started by an earlier agent process.
+    fn started_before(&self, pod: &Pod) -> bool {
+        let reported = pod
+            .status
+            .iter()
+            .flat_map(|s| s.container_statuses.iter().flatten())
+            .any(|c| c.state.as_ref().is_some_and(|s| s.running.is_some() || s.terminated.is_some()));
+        reported || pid_files(&self.pod_dir()).next().is_some()
+    }
+
+    /// After an agent restart the pod's processes are not ours to wait on: kill any that
+    /// survived and report the pod Failed rather than silently running the step twice.
+    async fn report_lost(&mut self, pod: &Pod) -> Result<(), kube::Error> {
+        super::kubelet::kill_recorded(&self.pod_dir());
+        let now = Time(Timestamp::now());
+        let views: Vec<ContainerView> = pod
+            .spec
+            .iter()
+            .flat_map(|s| s.containers.iter())
+            .map(|c| {
+                let previous = pod
+                    .status
+                    .iter()
+                    .flat_map(|s| s.container_statuses.iter().flatten())
+                    .find(|s| s.name == c.name);
+                let state = match previous.and_then(|s| s.state.as_ref()).and_then(|s| s.terminated.clone()) {
+                    Some(t) => State::Terminated(Box::new(t)),
+                    None => State::Terminated(Box::new(ContainerStateTerminated {
+                        exit_code: 137,
+                        reason: Some("ContainerStatusUnknown".into()),
+                        message: Some("the node agent restarted while the container was running; its process was killed".into()),
+                        started_at: previous
+                            .and_then(|s| s.state.as_ref())
+                            .and_then(|s| s.running.as_ref())
+                            .and_then(|r| r.started_at.clone()),
+                        finished_at: Some(now.clone()),
+                        ..ContainerStateTerminated::default()
+                    })),
+                };
+                ContainerView {
+                    name: c.name.clone(),
+                    image: c.image.clone().unwrap_or_default(),
+                    image_id: previous.map(|s| s.image_id.clone()).unwrap_or_default(),
+                    container_id: previous.and_then(|s| s.container_id.clone()),
+                    state,
+                    last_state: None,
+                    restart_count: previous.map_or(0, |s| s.restart_count),
+                    restarting: false,
+                }
+            })
+            .collect();
+        if let Some(start) = pod.status.as_ref().and_then(|s| s.start_time.clone()) {
+            self.status.set_start_time(start);
+        }
+        warn!(pod = %self.name, "container lost across a node agent restart; marking the pod Failed");
+        let status = self.status.build(&self.ctx.facts.host_ip, &views, None);
+        self.patch_status(status).await
+    }
+
+    async fn prepare(&self, pod: &Pod) -> Result<Vec<ContainerRun>, PodFailure> {
+        let spec = pod.spec.clone().unwrap_or_default();
+        let unsupported = |what: &str| PodFailure {
+            reason: "Unsupported".into(),
+            message: format!("{what} are not supported by the sealing node agent"),
+        };
+        if spec.init_containers.as_ref().is_some_and(|c| !c.is_empty()) {
+            return Err(unsupported("init containers"));
+        }
+        if spec.ephemeral_containers.as_ref().is_some_and(|c| !c.is_empty()) {
+            return Err(unsupported("ephemeral containers"));
+        }
+        if let Some(err) = &self.ctx.namespace_error {
+            return Err(PodFailure { reason: "CreateContainerError".into(), message: err.clone() });
+        }
+        let images = spec
+            .containers
+            .iter()
+            .map(|c| {
+                let image = c.image.clone().unwrap_or_default();
+                self.ctx.config.image(&image).cloned().ok_or_else(|| PodFailure {
+                    reason: "ErrImagePull".into(),
+                    message: format!(
+                        "container {}: image {image:?} is not in the node agent's image map; add it under `images` in the agent config",
+                        c.name
+                    ),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let sources = self.fetch_sources(pod).await?;
+        let volumes = prepare_volumes(pod, &self.ctx.disk, &sources).map_err(|e| PodFailure {
+            reason: "FailedMount".into(),
+            message: e.to_string(),
+        })?;
+        let pod_dir = self.pod_dir();
+        let log_root = self.ctx.disk.local(Path::new("/var/log/pods")).join(format!(
+            "{}_{}_{}",
+            pod.namespace().unwrap_or_default(),
+            self.name,
+            self.uid
+        ));
+        let pod_user = spec.security_context.as_ref();
+        let mut runs = Vec::new();
+        for (c, image) in spec.containers.iter().zip(images) {
+            let config_error = |message: String| PodFailure { reason: "CreateContainerConfigError".into(), message };
+            let env = container_env(pod, c, &image.env, &self.ctx.service_env, &sources, &self.ctx.facts)
+                .map_err(|e| config_error(format!("container {}: {e}", c.name)))?;
+            let mut env = env;
+            if !env.iter().any(|(k, _)| k == "PATH") {
+                env.insert(0, ("PATH".into(), DEFAULT_PATH.into()));
+            }
+            if !env.iter().any(|(k, _)| k == "HOSTNAME") {
+                env.insert(0, ("HOSTNAME".into(), self.name.clone()));
+            }
+            let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+            let (command, args) = match (&c.command, &c.args) {
+                (Some(cmd), args) if !cmd.is_empty() => (cmd.clone(), args.clone().unwrap_or_default()),
+                (_, Some(args)) if !args.is_empty() => (image.entrypoint.clone(), args.clone()),
+                _ => (image.entrypoint.clone(), image.cmd.clone()),
+            };
+            let mut argv: Vec<String> = command.iter().chain(&args).map(|a| expand(a, lookup)).collect();
+            let Some(program) = argv.first_mut() else {
+                return Err(config_error(format!(
+                    "container {}: no command, and image {:?} has no entrypoint in the agent config",
+                    c.name, image.image
+                )));
+            };
+            if let Some(host) = image.paths.get(program.as_str()) {
+                *program = host.display().to_string();
+            }
+            let mut mounts = container_mounts(c, &volumes).map_err(|e| PodFailure {
+                reason: "FailedMount".into(),
+                message: e.to_string(),
+            })?;
+            let container_dir = pod_dir.join("containers").join(&c.name);
+            let termination_file = container_dir.join("termination-log");
+            let target = c.termination_message_path.clone().unwrap_or_else(|| DEFAULT_TERMINATION_MESSAGE_PATH.into());
+            mounts.push(super::volumes::Mount {
+                source: termination_file.clone(),
+                target: target.into(),
+                read_only: false,
+            });
+            let security = c.security_context.as_ref();
+            let uid = security.and_then(|s| s.run_as_user).or(pod_user.and_then(|s| s.run_as_user));
+            let gid = security.and_then(|s| s.run_as_group).or(pod_user.and_then(|s| s.run_as_group));
+            let user = match (uid, gid) {
+                (None, None) => None,
+                (u, g) => Some((u.unwrap_or(0) as u32, g.unwrap_or(0) as u32)),
+            };
+            let image_id = format!("local://{}", argv[0]);
+            runs.push(ContainerRun {
+                process: ProcessSpec {
+                    argv,
+                    env,
+                    working_dir: c.working_dir.clone().filter(|w| !w.is_empty()).unwrap_or_else(|| "/".into()).into(),
+                    mounts,
+                    user,
+                    log: PathBuf::new(),
+                },
+                termination_file,
+                log_dir: log_root.join(&c.name),
+                fallback_to_logs: c.termination_message_policy.as_deref() == Some("FallbackToLogsOnError"),
+                view: ContainerView {
+                    name: c.name.clone(),
+                    image: c.image.clone().unwrap_or_default(),
+                    image_id,
+                    container_id: None,
+                    state: State::Waiting { reason: "ContainerCreating".into(), message: None },
+                    last_state: None,
+                    restart_count: 0,
+                    restarting: false,
+                },
+                pid: None,
+                restart_at: None,
+            });
+        }
+        Ok(runs)
+    }
+
+    /// Reads the ConfigMaps and Secrets the pod refers to; missing ones are simply absent.
+    async fn fetch_sources(&self, pod: &Pod) -> Result<EnvSources, PodFailure> {
+        let ns = pod.namespace().unwrap_or_default();
+        let mut cm_names = Vec::new();
+        let mut secret_names = Vec::new();
+        let spec = pod.spec.clone().unwrap_or_default();
+        for c in &spec.containers {
+            for e in c.env_from.iter().flatten() {
+                cm_names.extend(e.config_map_ref.as_ref().map(|r| r.name.clone()));
+                secret_names.extend(e.secret_ref.as_ref().map(|r| r.name.clone()));
+            }
+            for e in c.env.iter().flatten().filter_map(|e| e.value_from.as_ref()) {
+                cm_names.extend(e.config_map_key_ref.as_ref().map(|r| r.name.clone()));
+                secret_names.extend(e.secret_key_ref.as_ref().map(|r| r.name.clone()));
+            }
+        }
+        for v in spec.volumes.iter().flatten() {
+            cm_names.extend(v.config_map.as_ref().map(|c| c.name.clone()));
+            secret_names.extend(v.secret.as_ref().and_then(|s| s.secret_name.clone()));
+        }
+        let fetch_error = |kind: &str, name: &str, e: kube::Error| PodFailure {
+            reason: "CreateContainerConfigError".into(),
+            message: format!("reading {kind} {ns}/{name}: {e}"),
+        };
+        let mut sources = EnvSources::default();
+        let cms: Api<ConfigMap> = Api::namespaced(self.ctx.client.clone(), &ns);
+        for name in cm_names {
+            if let Some(cm) = cms.get_opt(&name).await.map_err(|e| fetch_error("ConfigMap", &name, e))? {
+                let mut data: BTreeMap<String, Vec<u8>> =
+                    cm.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.into_bytes())).collect();
+                data.extend(cm.binary_data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)));
+                sources.config_maps.insert(name, data);
+            }
+        }
+        let secrets: Api<Secret> = Api::namespaced(self.ctx.client.clone(), &ns);
+        for name in secret_names {
+            if let Some(s) = secrets.get_opt(&name).await.map_err(|e| fetch_error("Secret", &name, e))? {
+                let mut data: BTreeMap<String, Vec<u8>> =
+                    s.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect();
+                data.extend(s.string_data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.into_bytes())));
+                sources.secrets.insert(name, data);
+            }
+        }
+        Ok(sources)
+    }
+
+    /// Starts container `i`; returns the future that resolves when its process exits.
+    fn start(
+        &self,
+        i: usize,
+        c: &mut ContainerRun,
+    ) -> Option<futures::future::BoxFuture<'static, (usize, std::io::Result<std::process::ExitStatus>)>> {
+        let prepared = (|| {
+            std::fs::create_dir_all(&c.log_dir)?;
+            if let Some(dir) = c.termination_file.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            std::fs::write(&c.termination_file, b"")?;
+            // Writable by the container's user, whoever it runs as.
+            std::fs::set_permissions(&c.termination_file, std::os::unix::fs::PermissionsExt::from_mode(0o666))
+        })();
+        c.process.log = c.log_dir.join(format!("{}.log", c.view.restart_count));
+        let spawned = prepared
+            .map_err(|e| format!("preparing the container's files: {e}"))
+            .and_then(|()| process::spawn(&c.process).map_err(|e| e.to_string()));
+        let now = Time(Timestamp::now());
+        match spawned {
+            Ok(mut child) => {
+                let pid = child.id().unwrap_or_default();
+                if let Err(e) = record_pid(&self.pod_dir(), &c.view.name, pid) {
+                    warn!(pod = %self.name, error = %e, "could not record the container's pid");
+                }
+                info!(pod = %self.name, container = %c.view.name, pid, "container started");
+                c.pid = Some(pid);
+                c.view.container_id = Some(format!("node-agent://{}-{}-{}", self.uid, c.view.name, c.view.restart_count));
+                c.view.state = State::Running { started_at: now };
+                Some(Box::pin(async move { (i, child.wait().await) }))
+            }
+            Err(message) => {
+                warn!(pod = %self.name, container = %c.view.name, %message, "container failed to start");
+                c.view.state = State::Terminated(Box::new(ContainerStateTerminated {
+                    exit_code: 128,
+                    reason: Some("StartError".into()),
+                    message: Some(message),
+                    started_at: Some(now.clone()),
+                    finished_at: Some(now),
+                    ..ContainerStateTerminated::default()
+                }));
+                None
+            }
+        }
+    }
+
+    fn record_exit(&self, c: &mut ContainerRun, result: std::io::Result<std::process::ExitStatus>) {
+        let pid = c.pid.take();
+        // Whatever the container left running dies with it, as in a real pid namespace.
+        if let Some(pid) = pid {
+            process::signal_group(pid, Signal::SIGKILL);
+            remove_pid(&self.pod_dir(), &c.view.name);
+        }
+        let started_at = match &c.view.state {
+            State::Running { started_at } => Some(started_at.clone()),
+            _ => None,
+        };
+        let code = match &result {
+            Ok(status) => exit_code(*status),
+            Err(_) => 128,
+        };
+        let file = std::fs::read(&c.termination_file).unwrap_or_default();
+        let log = if c.fallback_to_logs && code != 0 { std::fs::read(&c.process.log).unwrap_or_default() } else { Vec::new() };
+        let message = match result {
+            Err(e) => Some(format!("waiting for the process failed: {e}")),
+            Ok(_) => termination_message(&file, c.fallback_to_logs, code, &log),
+        };
+        info!(pod = %self.name, container = %c.view.name, exit_code = code, "container exited");
+        let terminated = ContainerStateTerminated {
+            exit_code: code,
+            reason: Some(if code == 0 { "Completed" } else { "Error" }.into()),
+            message,
+            started_at,
+            finished_at: Some(Time(Timestamp::now())),
+            container_id: c.view.container_id.clone(),
+            ..ContainerStateTerminated::default()
+        };
+        c.view.state = State::Terminated(Box::new(terminated));
+    }
+
+    async fn publish(&mut self, containers: &[ContainerRun]) -> Result<(), kube::Error> {
+        let mut views: Vec<ContainerView> = containers.iter().map(|c| c.view.clone()).collect();
+        for (v, c) in views.iter_mut().zip(containers) {
+            if c.restart_at.is_some()
+                && let State::Terminated(t) = &v.state
+            {
+                v.last_state = Some((**t).clone());
+                v.state = State::Waiting {
+                    reason: "CrashLoopBackOff".into(),
+                    message: Some(format!("back-off restarting failed container {}", c.view.name)),
+                };
+            }
+        }
+        let status = self.status.build(&self.ctx.facts.host_ip, &views, None);
+        self.patch_status(status).await
+    }
+
+    async fn patch_status(&self, status: k8s_openapi::api::core::v1::PodStatus) -> Result<(), kube::Error> {
+        // A merge patch replaces the condition and container lists whole, which is what we
+        // want: this agent is their only writer once the pod is bound.
+        let patch = serde_json::json!({ "status": status });
+        match self.api.patch_status(&self.name, &PatchParams::apply(FIELD_MANAGER), &Patch::Merge(&patch)).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn restart_policy(pod: &Pod) -> RestartPolicy {
+    match pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref()) {
+        Some("Never") => RestartPolicy::Never,
+        Some("OnFailure") => RestartPolicy::OnFailure,
+        _ => RestartPolicy::Always,
+    }
+}
+
+fn should_restart(policy: RestartPolicy, state: &State) -> bool {
+    let code = match state {
+        State::Terminated(t) => t.exit_code,
+        _ => return false,
+    };
+    match policy {
+        RestartPolicy::Never => false,
+        RestartPolicy::OnFailure => code != 0,
+        RestartPolicy::Always => true,
+    }
+}
+
+fn backoff(restarts: i32) -> Duration {
+    let factor = 2u32.saturating_pow(restarts.clamp(0, 16) as u32);
+    RESTART_BACKOFF.saturating_mul(factor).min(RESTART_BACKOFF_CAP)
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Container views for a pod that failed before any container started.
+fn waiting_views(pod: &Pod, failure: &PodFailure) -> Vec<ContainerView> {
+    pod.spec
+        .iter()
+        .flat_map(|s| s.containers.iter())
+        .map(|c| ContainerView {
+            name: c.name.clone(),
+            image: c.image.clone().unwrap_or_default(),
+            image_id: String::new(),
+            container_id: None,
+            state: State::Waiting { reason: failure.reason.clone(), message: Some(failure.message.clone()) },
+            last_state: None,
+            restart_count: 0,
+            restarting: false,
+        })
+        .collect()
+}
+
+/// `<pod dir>/pids/<container>` holds "<pid> <start time>" while the process runs, so a
+/// restarted agent can find and kill what its predecessor left behind.
+fn record_pid(pod_dir: &Path, container: &str, pid: u32) -> std::io::Result<()> {
+    let dir = pod_dir.join("pids");
+    std::fs::create_dir_all(&dir)?;
+    let started = process::start_time(pid).unwrap_or(0);
+    std::fs::write(dir.join(container), format!("{pid} {started}"))
+}
+
+fn remove_pid(pod_dir: &Path, container: &str) {
+    let _ = std::fs::remove_file(pod_dir.join("pids").join(container));
+}
+
+pub(super) fn pid_files(pod_dir: &Path) -> impl Iterator<Item = (u32, u64)> {
+    std::fs::read_dir(pod_dir.join("pids"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| std::fs::read_to_string(entry.path()).ok())
+        .filter_map(|text| {
+            let (pid, started) = text.trim().split_once(' ')?;
+            Some((pid.parse().ok()?, started.parse().ok()?))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_policy_and_backoff() {
+        let failed = State::Terminated(Box::new(ContainerStateTerminated { exit_code: 1, ..Default::default() }));
+        let ok = State::Terminated(Box::new(ContainerStateTerminated { exit_code: 0, ..Default::default() }));
+        assert!(!should_restart(RestartPolicy::Never, &failed));
+        assert!(should_restart(RestartPolicy::OnFailure, &failed));
+        assert!(!should_restart(RestartPolicy::OnFailure, &ok));
+        assert!(should_restart(RestartPolicy::Always, &ok));
+        assert_eq!(backoff(0), Duration::from_secs(1));
+        assert_eq!(backoff(3), Duration::from_secs(8));
+        assert_eq!(backoff(30), RESTART_BACKOFF_CAP);
+    }
+
+    #[test]
+    fn pid_records_round_trip() {
+        let tmp = tempfile::tempdir().unwrap();
+        record_pid(tmp.path(), "main", std::process::id()).unwrap();
+        let found: Vec<_> = pid_files(tmp.path()).collect();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].0, std::process::id());
+        assert_eq!(Some(found[0].1), process::start_time(std::process::id()));
+        remove_pid(tmp.path(), "main");
+        assert_eq!(pid_files(tmp.path()).count(), 0);
+    }
+}

@@ -1,0 +1,56 @@
+//! The local control plane of `e2e/control-plane/`, started and stopped through its scripts.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use super::HarnessError;
+
+/// A control plane this process started; stopped by [`LocalControlPlane::stop`].
+#[derive(Debug)]
+pub struct LocalControlPlane {
+    pub state_dir: PathBuf,
+    pub kubeconfig: PathBuf,
+    scripts: PathBuf,
+}
+
+/// `e2e/control-plane/` in this checkout.
+pub fn scripts_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("control-plane")
+}
+
+impl LocalControlPlane {
+    /// Builds (or reuses from the cache) the binaries and starts the control plane in
+    /// `state_dir`.
+    pub fn start(state_dir: &Path) -> Result<Self, HarnessError> {
+        let scripts = scripts_dir();
+        let started = Instant::now();
+        let output = Command::new(scripts.join("up.sh"))
+            .env("SEALING_STATE_DIR", state_dir)
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .map_err(|e| HarnessError::Script { script: "up.sh".into(), message: e.to_string() })?;
+        if !output.status.success() {
+            return Err(HarnessError::Script {
+                script: "up.sh".into(),
+                message: format!("exited with {} (its log is above)", output.status),
+            });
+        }
+        let kubeconfig = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+        eprintln!("e2e: local control plane up in {:.1}s", started.elapsed().as_secs_f64());
+        Ok(LocalControlPlane { state_dir: state_dir.to_owned(), kubeconfig, scripts })
+    }
+
+    /// Stops every process of the control plane and checks that none is left.
+    pub fn stop(&self) -> Result<(), HarnessError> {
+        let status = Command::new(self.scripts.join("down.sh"))
+            .env("SEALING_STATE_DIR", &self.state_dir)
+            .status()
+            .map_err(|e| HarnessError::Script { script: "down.sh".into(), message: e.to_string() })?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(HarnessError::Script { script: "down.sh".into(), message: format!("exited with {status}") })
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! The e2e harness: one cluster per test run, shared by every test.
+//!
+//! With `SEALING_E2E_KUBECONFIG` set, the tests run against that cluster (kind, or a control
+//! plane started by hand) and start nothing. Otherwise the harness starts the local control
+//! plane of `e2e/control-plane/` and a node agent with two nodes (`gpu-1`, `cpu-1`), and tears
+//! both down when the run ends, also on failure or Ctrl-C. `KUBECONFIG` is deliberately not
+//! used: a shell's everyday cluster must never receive test objects by accident.
+//!
+//! Adding a test: write `async fn my_test(cluster: Arc<Cluster>) -> anyhow::Result<()>` in a
+//! module under `e2e/tests/e2e/` and list it in that module's `tests()` with [`e2e_tests!`].
+
+pub mod control_plane;
+pub mod node_agent;
+mod suite;
+pub mod wait;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Namespace, Node, ServiceAccount};
+use kube::api::{DeleteParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client};
+use serde_json::json;
+
+pub use control_plane::LocalControlPlane;
+pub use node_agent::NodeAgentProcess;
+pub use suite::{E2eTest, run_suite};
+
+#[derive(Debug, thiserror::Error)]
+pub enum HarnessError {
+    #[error("{script} failed: {message}")]
+    Script { script: String, message: String },
+    #[error("kubeconfig {path}: {message}")]
+    Kubeconfig { path: PathBuf, message: String },
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("binary {name} not found at {path}; build it first (cargo build --release -p {package} --bins)")]
+    MissingBinary { name: String, path: PathBuf, package: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("timed out after {seconds}s waiting for {what}; last seen: {last}")]
+    Timeout { what: String, seconds: u64, last: String },
+    #[error("the node agent exited ({status}); see {log}")]
+    AgentExited { status: String, log: PathBuf },
+}
+
+impl HarnessError {
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        HarnessError::Io { path: path.to_owned(), source }
+    }
+}
+
+/// The directory holding the workspace's built binaries (the test executable's profile
+/// directory, e.g. `target/release`).
+#[derive(Debug, Clone)]
+pub struct Binaries {
+    dir: PathBuf,
+}
+
+impl Binaries {
+    pub fn from_current_exe() -> Result<Self, HarnessError> {
+        let exe = std::env::current_exe().map_err(|e| HarnessError::io(Path::new("current_exe"), e))?;
+        let mut dir = exe.parent().map(Path::to_owned).unwrap_or_default();
+        if dir.file_name().is_some_and(|n| n == "deps") {
+            dir.pop();
+        }
+        Ok(Binaries { dir })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The path of a workspace binary, checked to exist.
+    pub fn path(&self, name: &str) -> Result<PathBuf, HarnessError> {
+        let path = self.dir.join(name);
+        if path.is_file() {
+            return Ok(path);
+        }
+        let package = match name {
+            "node-agent" => "sealing-e2e",
+            "sealing-operator" | "crdgen" => "sealing-operator",
+            other => other,
+        };
+        Err(HarnessError::MissingBinary { name: name.into(), path, package: package.into() })
+    }
+}
+
+/// The cluster the tests run against.
+pub struct Cluster {
+    pub client: Client,
+    pub kubeconfig: PathBuf,
+    pub binaries: Binaries,
+    /// Scratch space for this run.
+    pub run_dir: PathBuf,
+    local: bool,
+    control_plane: Mutex<Option<LocalControlPlane>>,
+    agent: Mutex<Option<NodeAgentProcess>>,
+    namespaces: Mutex<Vec<String>>,
+}
+
+impl Cluster {
+    /// Connects to `SEALING_E2E_KUBECONFIG`'s cluster, or starts the local one with a node agent.
+    pub async fn start() -> Result<Self, HarnessError> {
+        let binaries = Binaries::from_current_exe()?;
+        let run_dir = std::env::var_os("SEALING_E2E_RUN_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| std::env::temp_dir().join(format!("sealing-e2e-{}", std::process::id())));
+        std::fs::create_dir_all(&run_dir).map_err(|e| HarnessError::io(&run_dir, e))?;
+        if let Some(path) = std::env::var_os("SEALING_E2E_KUBECONFIG") {
+            let kubeconfig = PathBuf::from(path);
+            let client = client_for(&kubeconfig).await?;
+            eprintln!("e2e: using the cluster of {}", kubeconfig.display());
+            return Ok(Cluster {
+                client,
+                kubeconfig,
+                binaries,
+                run_dir,
+                local: false,
+                control_plane: Mutex::new(None),
+                agent: Mutex::new(None),
+                namespaces: Mutex::new(Vec::new()),
+            });
+        }
+        let control_plane = {
+            let state = run_dir.join("control-plane");
+            tokio::task::spawn_blocking(move || LocalControlPlane::start(&state))
+                .await
+                .map_err(|e| HarnessError::Script { script: "up.sh".into(), message: e.to_string() })??
+        };
+        let kubeconfig = control_plane.kubeconfig.clone();
+        let client = match client_for(&kubeconfig).await {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = control_plane.stop();
+                return Err(e);
+            }
+        };
+        let mut cluster = Cluster {
+            client,
+            kubeconfig,
+            binaries,
+            run_dir,
+            local: true,
+            control_plane: Mutex::new(Some(control_plane)),
+            agent: Mutex::new(None),
+            namespaces: Mutex::new(Vec::new()),
+        };
+        if let Err(e) = cluster.start_default_agent().await {
+            cluster.stop();
+            return Err(e);
+        }
+        Ok(cluster)
+    }
+
+    async fn start_default_agent(&mut self) -> Result<(), HarnessError> {
+        let dir = self.run_dir.join("node-agent");
+        let config = node_agent::default_config(&dir.join("nodes"), &self.binaries);
+        let agent = NodeAgentProcess::start(&self.binaries, &self.kubeconfig, &config, &dir)?;
+        *self.agent.lock().unwrap_or_else(|e| e.into_inner()) = Some(agent);
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        for name in [node_agent::GPU_NODE, node_agent::CPU_NODE] {
+            let waited = wait::wait_for(&nodes, name, Duration::from_secs(60), "node to be Ready", |n: Option<&Node>| {
+                n.is_some_and(wait::node_is_ready)
+            })
+            .await;
+            if let Err(e) = waited {
+                self.check_agent()?;
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether this run started the control plane and node agent (and so can look at the
+    /// simulated nodes' disks and processes).
+    pub fn is_local(&self) -> bool {
+        self.local
+    }
+
+    /// Where the node agent keeps node `node`'s path `path` on this machine, when it is ours.
+    pub fn node_path(&self, node: &str, path: &str) -> Option<PathBuf> {
+        let agent = self.agent.lock().unwrap_or_else(|e| e.into_inner());
+        let root = agent.as_ref()?.root_dir.join(node);
+        Some(root.join(path.trim_start_matches('/')))
+    }
+
+    /// Fails when the harness's node agent has died.
+    pub fn check_agent(&self) -> Result<(), HarnessError> {
+        match self.agent.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            Some(agent) => agent.check_alive(),
+            None => Ok(()),
+        }
+    }
+
+    /// The node agent log's tail, when the harness runs an agent.
+    pub fn agent_log_tail(&self, lines: usize) -> Option<String> {
+        self.agent.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|a| a.log_tail(lines))
+    }
+
+    /// Creates a fresh namespace `<prefix>-<n>` and waits until pods can be created in it
+    /// (the controller-manager has made its default ServiceAccount).
+    pub async fn namespace(&self, prefix: &str) -> Result<String, HarnessError> {
+        let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        let ns: Namespace = serde_json::from_value(json!({
+            "metadata": {"generateName": format!("{prefix}-"), "labels": {"sealing.filecoin.io/e2e": "true"}}
+        }))
+        .map_err(|e| HarnessError::Config(e.to_string()))?;
+        let created = namespaces.create(&PostParams::default(), &ns).await?;
+        let name = created.metadata.name.unwrap_or_default();
+        self.namespaces.lock().unwrap_or_else(|e| e.into_inner()).push(name.clone());
+        let sas: Api<ServiceAccount> = Api::namespaced(self.client.clone(), &name);
+        wait::wait_for(&sas, "default", Duration::from_secs(60), "the default ServiceAccount", |sa: Option<&ServiceAccount>| {
+            sa.is_some()
+        })
+        .await?;
+        Ok(name)
+    }
+
+    /// Deletes the namespaces the tests created, on a cluster this harness did not start
+    /// (a local one is thrown away whole).
+    pub async fn delete_test_namespaces(&self) {
+        if self.is_local() {
+            return;
+        }
+        let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        let names = std::mem::take(&mut *self.namespaces.lock().unwrap_or_else(|e| e.into_inner()));
+        for name in names {
+            if let Err(e) = namespaces.delete(&name, &DeleteParams::default()).await {
+                eprintln!("e2e: deleting namespace {name}: {e}");
+            }
+        }
+    }
+
+    /// Stops the node agent and the control plane this harness started, if any.
+    pub fn stop(&self) {
+        if let Some(mut agent) = self.agent.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            agent.stop();
+        }
+        if let Some(cp) = self.control_plane.lock().unwrap_or_else(|e| e.into_inner()).take()
+            && let Err(e) = cp.stop()
+        {
+            eprintln!("e2e: stopping the control plane: {e}");
+        }
+    }
+}
+
+async fn client_for(path: &Path) -> Result<Client, HarnessError> {
+    let err = |message: String| HarnessError::Kubeconfig { path: path.to_owned(), message };
+    let kc = Kubeconfig::read_from(path).map_err(|e| err(e.to_string()))?;
+    let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .map_err(|e| err(e.to_string()))?;
+    Client::try_from(config).map_err(|e| err(e.to_string()))
+}

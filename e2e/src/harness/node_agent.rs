@@ -1,0 +1,145 @@
+//! The node agent as a child process of the test harness.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::{Value, json};
+
+use super::{Binaries, HarnessError};
+
+/// The GPU node of the default agent: one `nvidia.com/gpu`, GPU-Feature-Discovery labels, and
+/// the usual GPU taint, so only pods that tolerate it land there.
+pub const GPU_NODE: &str = "gpu-1";
+/// A node without GPUs.
+pub const CPU_NODE: &str = "cpu-1";
+/// An image that stands for `/bin/sh` on the agent's nodes.
+pub const SHELL_IMAGE: &str = "local/shell:latest";
+/// Shared as is by every node (the proof parameter cache).
+pub const PARAMETER_CACHE: &str = "/var/tmp/filecoin-proof-parameters";
+
+/// The agent configuration the harness starts with: `gpu-1` and `cpu-1`, the shell image, and
+/// the project's own images (`sealer-pod`, `sealing-operator`) mapped to the built binaries.
+pub fn default_config(root: &Path, binaries: &Binaries) -> Value {
+    let sealer = binaries.dir().join("sealer-pod");
+    let operator = binaries.dir().join("sealing-operator");
+    json!({
+        "rootDir": root,
+        "passThroughPaths": [PARAMETER_CACHE],
+        "heartbeatSeconds": 5,
+        "nodes": [
+            {
+                "name": GPU_NODE,
+                "labels": {
+                    "nvidia.com/gpu.product": "NVIDIA-A100-SXM4-40GB",
+                    "nvidia.com/gpu.count": "1",
+                    "nvidia.com/gpu.memory": "40960",
+                    "sealing.filecoin.io/e2e": "true",
+                },
+                "taints": [{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}],
+                "capacity": {"cpu": "4", "memory": "16Gi", "ephemeral-storage": "100Gi", "nvidia.com/gpu": "1"},
+            },
+            {
+                "name": CPU_NODE,
+                "labels": {"sealing.filecoin.io/e2e": "true"},
+                "capacity": {"cpu": "4", "memory": "16Gi", "ephemeral-storage": "100Gi"},
+            },
+        ],
+        "images": [
+            {"image": "local/shell", "entrypoint": ["/bin/sh"]},
+            {"image": "sealer-pod", "entrypoint": [sealer], "paths": {"/usr/local/bin/sealer-pod": sealer}},
+            {"image": "sealing-operator", "entrypoint": [operator], "paths": {"/usr/local/bin/sealing-operator": operator}},
+        ],
+    })
+}
+
+/// A running `node-agent`; killed when dropped.
+#[derive(Debug)]
+pub struct NodeAgentProcess {
+    child: Child,
+    pub config: PathBuf,
+    pub root_dir: PathBuf,
+    pub log: PathBuf,
+}
+
+impl NodeAgentProcess {
+    /// Starts the agent with `config` (written to `<dir>/node-agent.yaml`), logging to
+    /// `<dir>/node-agent.log`.
+    pub fn start(binaries: &Binaries, kubeconfig: &Path, config: &Value, dir: &Path) -> Result<Self, HarnessError> {
+        let binary = binaries.path("node-agent")?;
+        std::fs::create_dir_all(dir).map_err(|e| HarnessError::io(dir, e))?;
+        let config_path = dir.join("node-agent.yaml");
+        let yaml = serde_yaml::to_string(config).map_err(|e| HarnessError::Config(e.to_string()))?;
+        std::fs::write(&config_path, yaml).map_err(|e| HarnessError::io(&config_path, e))?;
+        let log = dir.join("node-agent.log");
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .map_err(|e| HarnessError::io(&log, e))?;
+        let log_err = log_file.try_clone().map_err(|e| HarnessError::io(&log, e))?;
+        let child = Command::new(&binary)
+            .arg("--config")
+            .arg(&config_path)
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .env("RUST_LOG", std::env::var("SEALING_E2E_AGENT_LOG").unwrap_or_else(|_| "info".into()))
+            .stdin(Stdio::null())
+            .stdout(log_file)
+            .stderr(log_err)
+            .spawn()
+            .map_err(|e| HarnessError::io(&binary, e))?;
+        let root_dir = PathBuf::from(config["rootDir"].as_str().unwrap_or_default());
+        Ok(NodeAgentProcess { child, config: config_path, root_dir, log })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the agent is still running; an agent that exited says why in its log.
+    pub fn check_alive(&mut self) -> Result<(), HarnessError> {
+        match self.child.try_wait() {
+            Ok(None) => Ok(()),
+            Ok(Some(status)) => Err(HarnessError::AgentExited { status: status.to_string(), log: self.log.clone() }),
+            Err(e) => Err(HarnessError::io(&self.log, e)),
+        }
+    }
+
+    /// SIGTERM (the agent then kills its containers), SIGKILL if it takes longer than 10 s.
+    pub fn stop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if self.child.try_wait().ok().flatten().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.kill();
+    }
+
+    /// SIGKILL: the agent dies without cleaning up, as in a crash.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The last lines of the agent's log, for failure reports.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+impl Drop for NodeAgentProcess {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,131 @@
+//! The node agent's Nodes: registration, capacity, Ready heartbeats, and what happens to a
+//! running pod when the agent crashes and comes back.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, ensure};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::DeleteParams;
+use kube::{Api, ResourceExt};
+use sealing_e2e::e2e_tests;
+use sealing_e2e::harness::node_agent::{CPU_NODE, GPU_NODE, SHELL_IMAGE};
+use sealing_e2e::harness::{Cluster, E2eTest, NodeAgentProcess, wait};
+use serde_json::json;
+
+use crate::support::{create_pod, read_pid, terminated};
+
+pub fn tests() -> Vec<E2eTest> {
+    // Both look at the agent's own nodes, disks and processes.
+    e2e_tests![local_only: nodes_are_ready_with_gpu_capacity_and_renewed_leases, slow_agent_crash_fails_running_pod_and_kills_it]
+}
+
+async fn nodes_are_ready_with_gpu_capacity_and_renewed_leases(cluster: Arc<Cluster>) -> anyhow::Result<()> {
+    let nodes: Api<Node> = Api::all(cluster.client.clone());
+    let gpu = nodes.get(GPU_NODE).await?;
+    let cpu = nodes.get(CPU_NODE).await?;
+    ensure!(wait::node_is_ready(&gpu) && wait::node_is_ready(&cpu), "both nodes must be Ready");
+    let gpus = |n: &Node| {
+        n.status
+            .as_ref()
+            .and_then(|s| s.allocatable.as_ref())
+            .and_then(|a| a.get("nvidia.com/gpu"))
+            .map(|q| q.0.clone())
+    };
+    ensure!(gpus(&gpu).as_deref() == Some("1"), "gpu-1 allocatable nvidia.com/gpu = {:?}", gpus(&gpu));
+    ensure!(gpus(&cpu).is_none(), "cpu-1 must have no GPUs, has {:?}", gpus(&cpu));
+    ensure!(
+        gpu.labels().get("nvidia.com/gpu.product").is_some_and(|p| p.contains("A100")),
+        "gpu-1 carries GPU Feature Discovery labels"
+    );
+    let taints = gpu.spec.as_ref().and_then(|s| s.taints.clone()).unwrap_or_default();
+    ensure!(taints.iter().any(|t| t.key == "nvidia.com/gpu" && t.effect == "NoSchedule"), "gpu-1 taints {taints:?}");
+
+    let leases: Api<Lease> = Api::namespaced(cluster.client.clone(), "kube-node-lease");
+    let first = wait::wait_for(&leases, GPU_NODE, Duration::from_secs(30), "node lease", |l: Option<&Lease>| {
+        l.is_some_and(|l| l.spec.as_ref().is_some_and(|s| s.renew_time.is_some()))
+    })
+    .await?;
+    let renewed_at = |l: &Lease| l.spec.as_ref().and_then(|s| s.renew_time.clone()).map(|t| t.0);
+    let before = renewed_at(&first);
+    ensure!(
+        first.spec.as_ref().and_then(|s| s.holder_identity.as_deref()) == Some(GPU_NODE),
+        "lease holder {:?}",
+        first.spec
+    );
+    wait::wait_for(&leases, GPU_NODE, Duration::from_secs(30), "the lease to be renewed", |l: Option<&Lease>| {
+        l.is_some_and(|l| renewed_at(l) > before)
+    })
+    .await?;
+    Ok(())
+}
+
+/// Agent crash (SIGKILL) while a pod runs: the orphaned process survives the crash, and the
+/// restarted agent kills it and reports the pod Failed instead of running it again.
+async fn slow_agent_crash_fails_running_pod_and_kills_it(cluster: Arc<Cluster>) -> anyhow::Result<()> {
+    const NODE: &str = "crash-1";
+    let dir = cluster.run_dir.join("crash-agent");
+    let root = dir.join("nodes");
+    // Its own agent and a dedicated node, so the crash touches no other test.
+    let config = json!({
+        "rootDir": root,
+        "heartbeatSeconds": 5,
+        "nodes": [{
+            "name": NODE,
+            "taints": [{"key": "sealing.filecoin.io/e2e-dedicated", "value": "crash", "effect": "NoSchedule"}],
+            "capacity": {"cpu": "2", "memory": "4Gi"},
+        }],
+        "images": [{"image": "local/shell", "entrypoint": ["/bin/sh"]}],
+    });
+    let mut agent = NodeAgentProcess::start(&cluster.binaries, &cluster.kubeconfig, &config, &dir)?;
+    let nodes: Api<Node> = Api::all(cluster.client.clone());
+    wait::wait_for(&nodes, NODE, Duration::from_secs(60), "node to be Ready", |n: Option<&Node>| {
+        n.is_some_and(wait::node_is_ready)
+    })
+    .await?;
+
+    let ns = cluster.namespace("crash").await?;
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), &ns);
+    create_pod(
+        &pods,
+        json!({
+            "metadata": {"name": "long-step"},
+            "spec": {
+                "restartPolicy": "Never",
+                "nodeSelector": {"kubernetes.io/hostname": NODE},
+                "tolerations": [{"key": "sealing.filecoin.io/e2e-dedicated", "operator": "Equal", "value": "crash", "effect": "NoSchedule"}],
+                "containers": [{
+                    "name": "pc1",
+                    "image": SHELL_IMAGE,
+                    "command": ["/bin/sh", "-c", "echo $$ > /state/pid; exec sleep 1000"],
+                    "volumeMounts": [{"name": "state", "mountPath": "/state"}],
+                }],
+                "volumes": [{"name": "state", "hostPath": {"path": "/var/lib/sealing/crash"}}],
+            }
+        }),
+    )
+    .await?;
+    wait::wait_for(&pods, "long-step", Duration::from_secs(60), "pod to run", wait::pod_running).await?;
+    let pid_file = root.join(NODE).join("var/lib/sealing/crash/pid");
+    let pid = read_pid(&pid_file).await?;
+
+    agent.kill();
+    ensure!(Path::new(&format!("/proc/{pid}")).exists(), "the container must outlive the crashed agent");
+
+    let mut agent = NodeAgentProcess::start(&cluster.binaries, &cluster.kubeconfig, &config, &dir)?;
+    let pod = wait::wait_for(&pods, "long-step", Duration::from_secs(60), "pod to be marked Failed", wait::pod_finished).await?;
+    let t = terminated(&pod)?;
+    ensure!(wait::pod_phase(&pod) == "Failed", "pod ended {:?}", wait::pod_phase(&pod));
+    ensure!(t.exit_code == 137 && t.reason.as_deref() == Some("ContainerStatusUnknown"), "terminated {t:?}");
+    ensure!(!Path::new(&format!("/proc/{pid}")).exists(), "the restarted agent must kill the orphan {pid}");
+
+    // The restarted agent still completes deletions.
+    let uid = pod.uid().unwrap_or_default();
+    pods.delete("long-step", &DeleteParams::default()).await?;
+    wait::wait_deleted(&pods, "long-step", &uid, Duration::from_secs(60)).await?;
+    agent.stop();
+    nodes.delete(NODE, &DeleteParams::default()).await.context("removing the crash node")?;
+    Ok(())
+}

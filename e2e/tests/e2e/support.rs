@@ -1,0 +1,50 @@
+//! Helpers shared by the test modules.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use k8s_openapi::api::core::v1::{ContainerStateTerminated, Pod};
+use kube::Api;
+use kube::api::PostParams;
+use serde_json::Value;
+
+use sealing_e2e::harness::wait;
+
+/// Creates a pod from JSON in `ns`.
+pub async fn create_pod(pods: &Api<Pod>, manifest: Value) -> anyhow::Result<Pod> {
+    let pod: Pod = serde_json::from_value(manifest).context("test pod manifest")?;
+    Ok(pods.create(&PostParams::default(), &pod).await.context("creating the test pod")?)
+}
+
+/// Waits for the pod to finish and returns it.
+pub async fn finished(pods: &Api<Pod>, name: &str, timeout: Duration) -> anyhow::Result<Pod> {
+    Ok(wait::wait_for(pods, name, timeout, "pod to finish", wait::pod_finished).await?)
+}
+
+/// The terminated state of the pod's first container.
+pub fn terminated(pod: &Pod) -> anyhow::Result<ContainerStateTerminated> {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|c| c.first())
+        .and_then(|c| c.state.as_ref())
+        .and_then(|s| s.terminated.clone())
+        .with_context(|| format!("pod has no terminated container: {:?}", pod.status))
+}
+
+/// Reads a pid that a container writes when it starts, polling with a deadline.
+pub async fn read_pid(file: &Path) -> anyhow::Result<u32> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(file)
+            && let Ok(pid) = text.trim().parse()
+        {
+            return Ok(pid);
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("{} never held a pid", file.display());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
