@@ -166,7 +166,17 @@ fn slow_two_sectors_sealed_by_separate_processes_prove_and_window_post_finds_cor
         UnpaddedBytesAmount(1016),
     )
     .unwrap();
-    let expected_comm_d = compute_comm_d(RegisteredSealProof::StackedDrg2KiBV1_1, &[piece.clone()]).unwrap();
+    // The sector's CommD, computed independently: the piece of the whole sector's unpadded data.
+    let mut sector_data = padded.clone();
+    sector_data.resize(2032, 0);
+    let expected_comm_d = generate_piece_commitment(
+        RegisteredSealProof::StackedDrg2KiBV1_1,
+        sector_data.as_slice(),
+        UnpaddedBytesAmount(2032),
+    )
+    .unwrap()
+    .commitment;
+    assert_ne!(expected_comm_d, compute_comm_d(RegisteredSealProof::StackedDrg2KiBV1_1, &[]).unwrap());
     let piece_cid = commcid::data_commitment_v1_to_cid(&piece.commitment).unwrap().to_string();
 
     let cc = seal_to_c1(work, &mkdir(work, "s1"), 1, &[], "pc2:after-encode");

@@ -50,14 +50,9 @@ pub fn run(id: &SectorIdentity, dir: &SectorDir, args: &AddPieceArgs) -> StepRes
     let mut file = fsutil::create_zeroed(&tmp, 0)?;
 
     let pieces = if args.sources.is_empty() {
-        let comm_d = compute_comm_d(id.seal_proof, &[]).map_err(|e| StepError::proofs("computing the zero CommD", e))?;
-        let info = PieceInfo {
-            commitment: comm_d,
-            size: UnpaddedBytesAmount::from(PaddedBytesAmount(sector_bytes)),
-        };
         Pieces {
             cc: true,
-            pieces: vec![Pieces::record(&info, "zero".to_string())?],
+            pieces: Vec::new(),
         }
     } else {
         let mut infos: Vec<PieceInfo> = Vec::new();
@@ -106,7 +101,7 @@ pub fn run(id: &SectorIdentity, dir: &SectorDir, args: &AddPieceArgs) -> StepRes
     file.sync_all().map_err(|e| StepError::io(&tmp, e))?;
     drop(file);
 
-    let infos = pieces.infos(&target_dir.pieces())?;
+    let infos = pieces.infos(&target_dir.pieces(), sector_bytes)?;
     let comm_d = compute_comm_d(id.seal_proof, &infos).map_err(|e| StepError::proofs("computing CommD from the pieces", e))?;
     fsutil::rename(&tmp, &unsealed)?;
     layout::write_json(&target_dir.pieces(), &pieces)?;

@@ -17,7 +17,7 @@ pub fn run(id: &SectorIdentity, dir: &SectorDir, ticket: [u8; 32], seed: [u8; 32
     let pc2 = Pc2Record::read(dir)?;
     let pre_commit = pc2.output(id, dir)?;
     let pieces = Pieces::read(&dir.pieces())?;
-    let infos = pieces.infos(&dir.pieces())?;
+    let infos = pieces.infos(&dir.pieces(), id.size.0)?;
     layout::require_sector_file(&dir.sealed(), "sealed replica", "pc2", id.size.0)?;
     layout::require(&dir.cache(), "sector cache", "pc1")?;
     fsutil::remove_file_if_exists(&dir.c1())?;

@@ -72,7 +72,7 @@ fn relocate(value: &mut Value, from: &str, to: &str) {
 
 pub fn run(id: &SectorIdentity, dir: &SectorDir, ticket: [u8; 32]) -> StepResult<Value> {
     let pieces = Pieces::read(&dir.pieces())?;
-    let infos = pieces.infos(&dir.pieces())?;
+    let infos = pieces.infos(&dir.pieces(), id.size.0)?;
     layout::require_sector_file(&dir.unsealed(), "sector data", "add-piece", id.size.0)?;
     let comm_d = compute_comm_d(id.seal_proof, &infos).map_err(|e| StepError::proofs("computing CommD from the pieces", e))?;
 

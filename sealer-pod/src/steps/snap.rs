@@ -29,7 +29,7 @@ pub struct EncodeRecord {
 pub fn encode(id: &SectorIdentity, dir: &SectorDir) -> StepResult<Value> {
     let update = dir.update();
     let pieces = Pieces::read(&update.pieces())?;
-    let infos = pieces.infos(&update.pieces())?;
+    let infos = pieces.infos(&update.pieces(), id.size.0)?;
     layout::require_sector_file(&update.unsealed(), "new sector data", "add-piece --update", id.size.0)?;
     layout::require_sector_file(&dir.sealed(), "sealed replica (sector key)", "pc2", id.size.0)?;
     Pc2Record::read(dir)?;

@@ -25,7 +25,7 @@ pub struct TreeD {
 
 pub fn run(id: &SectorIdentity, dir: &SectorDir) -> StepResult<Value> {
     let pieces = Pieces::read(&dir.pieces())?;
-    let infos = pieces.infos(&dir.pieces())?;
+    let infos = pieces.infos(&dir.pieces(), id.size.0)?;
     layout::require_sector_file(&dir.unsealed(), "sector data", "add-piece", id.size.0)?;
     let expected = compute_comm_d(id.seal_proof, &infos).map_err(|e| StepError::proofs("computing CommD from the pieces", e))?;
 
@@ -46,6 +46,7 @@ pub fn run(id: &SectorIdentity, dir: &SectorDir) -> StepResult<Value> {
     drop(data);
 
     if comm_d != expected {
+        fsutil::remove_dir_if_exists(&work)?;
         return Err(StepError::CorruptInput {
             what: "sector data",
             path: unsealed,
