@@ -1,1 +1,19 @@
-//! Chain simulator.
+//! A Filecoin chain simulator for tests: it serves the Lotus v1 JSON-RPC methods a sealer needs
+//! with Lotus' JSON shapes, advances epochs on a timer, draws randomness as the actors do, runs
+//! the miner actor's sealing and proving rules with real proof verification, and lets tests
+//! inject failures, delays, drops and base-fee spikes.
+
+pub mod actor;
+pub mod chain;
+pub mod config;
+pub mod control;
+pub mod mpool;
+pub mod randomness;
+pub mod rpc;
+pub mod sim;
+pub mod verifier;
+
+pub use config::SimConfig;
+pub use control::SimControl;
+pub use sim::RunningSim;
+pub use verifier::{FilecoinProofs, ProofVerifier};

@@ -1,0 +1,71 @@
+//! Per-epoch tickets and beacon entries, deterministic from a seed, and the digests the actors
+//! draw randomness from: blake2b-256 of the ticket's VRF proof and of the beacon entry's data, as
+//! Lotus `chain/rand` takes them.
+
+use filecoin_chain::ChainEpoch;
+
+#[derive(Debug, Clone, Copy)]
+pub struct EpochRandomness {
+    seed: u64,
+}
+
+impl EpochRandomness {
+    pub fn new(seed: u64) -> Self {
+        Self { seed }
+    }
+
+    fn bytes96(&self, kind: &[u8], epoch: ChainEpoch) -> Vec<u8> {
+        // 96 bytes, like a BLS signature, from three labelled blake2b-256 blocks.
+        (0u8..3)
+            .flat_map(|i| {
+                let mut s = blake2b_simd::Params::new().hash_length(32).to_state();
+                s.update(b"chain-sim/");
+                s.update(kind);
+                s.update(&self.seed.to_be_bytes());
+                s.update(&epoch.to_be_bytes());
+                s.update(&[i]);
+                s.finalize().as_bytes().to_vec()
+            })
+            .collect()
+    }
+
+    /// The VRF proof of the (single) block's ticket at `epoch`.
+    pub fn ticket_vrf_proof(&self, epoch: ChainEpoch) -> Vec<u8> {
+        self.bytes96(b"ticket", epoch)
+    }
+
+    /// The drand entry's data at `epoch`.
+    pub fn beacon_data(&self, epoch: ChainEpoch) -> Vec<u8> {
+        self.bytes96(b"beacon", epoch)
+    }
+
+    pub fn ticket_digest(&self, epoch: ChainEpoch) -> [u8; 32] {
+        blake2b256(&self.ticket_vrf_proof(epoch))
+    }
+
+    pub fn beacon_digest(&self, epoch: ChainEpoch) -> [u8; 32] {
+        blake2b256(&self.beacon_data(epoch))
+    }
+}
+
+pub fn blake2b256(data: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(blake2b_simd::Params::new().hash_length(32).hash(data).as_bytes());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digests_are_deterministic_per_seed_and_epoch() {
+        let a = EpochRandomness::new(1);
+        assert_eq!(a.ticket_digest(5), EpochRandomness::new(1).ticket_digest(5));
+        assert_ne!(a.ticket_digest(5), a.ticket_digest(6));
+        assert_ne!(a.ticket_digest(5), a.beacon_digest(5));
+        assert_ne!(a.ticket_digest(5), EpochRandomness::new(2).ticket_digest(5));
+        assert_eq!(a.ticket_vrf_proof(5).len(), 96);
+        assert_eq!(a.ticket_digest(5), blake2b256(&a.ticket_vrf_proof(5)));
+    }
+}

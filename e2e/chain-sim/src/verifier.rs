@@ -1,0 +1,158 @@
+//! Proof verification. The simulator uses filecoin-proofs-api exactly as ref-fvm's
+//! `verify_seal`, `verify_aggregate_seals` and `verify_post` do; the trait exists so the actor
+//! rules can be unit-tested without proof parameters.
+
+use std::collections::BTreeMap;
+
+use filecoin_chain::randomness::prover_id;
+use filecoin_proofs_api as proofs;
+use fvm_shared::sector::{RegisteredPoStProof, RegisteredSealProof, SectorNumber};
+
+/// What one interactive PoRep proof is checked against.
+#[derive(Debug, Clone)]
+pub struct SealVerifyInfo {
+    pub seal_proof: RegisteredSealProof,
+    pub sector_number: SectorNumber,
+    pub comm_r: [u8; 32],
+    pub comm_d: [u8; 32],
+    pub ticket: [u8; 32],
+    pub seed: [u8; 32],
+}
+
+/// A sector challenged by a window PoSt.
+#[derive(Debug, Clone)]
+pub struct ChallengedSector {
+    pub sector_number: SectorNumber,
+    pub comm_r: [u8; 32],
+}
+
+pub trait ProofVerifier: Send + Sync + 'static {
+    /// The CommD of an all-zero (committed-capacity) sector, which a `null` unsealed CID stands for.
+    fn zero_comm_d(&self, seal_proof: RegisteredSealProof) -> Result<[u8; 32], String>;
+
+    /// `Ok(false)` or `Err` both mean "invalid"; `Err` carries the library's reason.
+    fn verify_seal(&self, miner_id: u64, info: &SealVerifyInfo, proof: &[u8]) -> Result<bool, String>;
+
+    fn verify_aggregate_seals(&self, miner_id: u64, infos: &[SealVerifyInfo], aggregate: &[u8]) -> Result<bool, String>;
+
+    /// `randomness` is already masked.
+    fn verify_window_post(
+        &self,
+        miner_id: u64,
+        proof_type: RegisteredPoStProof,
+        randomness: [u8; 32],
+        sectors: &[ChallengedSector],
+        proof: &[u8],
+    ) -> Result<bool, String>;
+}
+
+/// The real verifier: filecoin-proofs-api with the verifying keys in the parameter cache.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FilecoinProofs;
+
+fn seal_proof(p: RegisteredSealProof) -> Result<proofs::RegisteredSealProof, String> {
+    use RegisteredSealProof as F;
+    use proofs::RegisteredSealProof as A;
+    Ok(match p {
+        F::StackedDRG2KiBV1 => A::StackedDrg2KiBV1,
+        F::StackedDRG8MiBV1 => A::StackedDrg8MiBV1,
+        F::StackedDRG512MiBV1 => A::StackedDrg512MiBV1,
+        F::StackedDRG32GiBV1 => A::StackedDrg32GiBV1,
+        F::StackedDRG64GiBV1 => A::StackedDrg64GiBV1,
+        F::StackedDRG2KiBV1P1 => A::StackedDrg2KiBV1_1,
+        F::StackedDRG8MiBV1P1 => A::StackedDrg8MiBV1_1,
+        F::StackedDRG512MiBV1P1 => A::StackedDrg512MiBV1_1,
+        F::StackedDRG32GiBV1P1 => A::StackedDrg32GiBV1_1,
+        F::StackedDRG64GiBV1P1 => A::StackedDrg64GiBV1_1,
+        F::StackedDRG2KiBV1P1_Feat_SyntheticPoRep => A::StackedDrg2KiBV1_1_Feat_SyntheticPoRep,
+        F::StackedDRG8MiBV1P1_Feat_SyntheticPoRep => A::StackedDrg8MiBV1_1_Feat_SyntheticPoRep,
+        F::StackedDRG512MiBV1P1_Feat_SyntheticPoRep => A::StackedDrg512MiBV1_1_Feat_SyntheticPoRep,
+        F::StackedDRG32GiBV1P1_Feat_SyntheticPoRep => A::StackedDrg32GiBV1_1_Feat_SyntheticPoRep,
+        F::StackedDRG64GiBV1P1_Feat_SyntheticPoRep => A::StackedDrg64GiBV1_1_Feat_SyntheticPoRep,
+        other => return Err(format!("seal proof {other:?} cannot be verified interactively")),
+    })
+}
+
+/// On-chain window PoSt types (V1P1) verify as the proofs library's `…V1_2` (ref-fvm's mapping).
+fn window_post_proof(p: RegisteredPoStProof) -> Result<proofs::RegisteredPoStProof, String> {
+    use RegisteredPoStProof as F;
+    use proofs::RegisteredPoStProof as A;
+    Ok(match p {
+        F::StackedDRGWindow2KiBV1P1 => A::StackedDrgWindow2KiBV1_2,
+        F::StackedDRGWindow8MiBV1P1 => A::StackedDrgWindow8MiBV1_2,
+        F::StackedDRGWindow512MiBV1P1 => A::StackedDrgWindow512MiBV1_2,
+        F::StackedDRGWindow32GiBV1P1 => A::StackedDrgWindow32GiBV1_2,
+        F::StackedDRGWindow64GiBV1P1 => A::StackedDrgWindow64GiBV1_2,
+        other => return Err(format!("{other:?} is not a window PoSt type")),
+    })
+}
+
+impl ProofVerifier for FilecoinProofs {
+    fn zero_comm_d(&self, seal_proof: RegisteredSealProof) -> Result<[u8; 32], String> {
+        proofs::seal::compute_comm_d(self::seal_proof(seal_proof)?, &[]).map_err(|e| format!("{e:#}"))
+    }
+
+    fn verify_seal(&self, miner_id: u64, info: &SealVerifyInfo, proof: &[u8]) -> Result<bool, String> {
+        proofs::seal::verify_seal(
+            seal_proof(info.seal_proof)?,
+            info.comm_r,
+            info.comm_d,
+            prover_id(miner_id),
+            proofs::SectorId::from(info.sector_number),
+            info.ticket,
+            info.seed,
+            proof,
+        )
+        .map_err(|e| format!("{e:#}"))
+    }
+
+    fn verify_aggregate_seals(&self, miner_id: u64, infos: &[SealVerifyInfo], aggregate: &[u8]) -> Result<bool, String> {
+        let first = infos.first().ok_or("an aggregate over no sectors")?;
+        let spt = seal_proof(first.seal_proof)?;
+        let prover = prover_id(miner_id);
+        let mut inputs = Vec::new();
+        for info in infos {
+            inputs.extend(
+                proofs::seal::get_seal_inputs(
+                    spt,
+                    info.comm_r,
+                    info.comm_d,
+                    prover,
+                    proofs::SectorId::from(info.sector_number),
+                    info.ticket,
+                    info.seed,
+                )
+                .map_err(|e| format!("{e:#}"))?,
+            );
+        }
+        let comm_rs: Vec<[u8; 32]> = infos.iter().map(|i| i.comm_r).collect();
+        let seeds: Vec<[u8; 32]> = infos.iter().map(|i| i.seed).collect();
+        proofs::seal::verify_aggregate_seal_commit_proofs(
+            spt,
+            proofs::RegisteredAggregationProof::SnarkPackV2,
+            aggregate.to_vec(),
+            &comm_rs,
+            &seeds,
+            inputs,
+        )
+        .map_err(|e| format!("{e:#}"))
+    }
+
+    fn verify_window_post(
+        &self,
+        miner_id: u64,
+        proof_type: RegisteredPoStProof,
+        randomness: [u8; 32],
+        sectors: &[ChallengedSector],
+        proof: &[u8],
+    ) -> Result<bool, String> {
+        let post = window_post_proof(proof_type)?;
+        // Duplicated stand-ins collapse here, as in ref-fvm.
+        let replicas: BTreeMap<proofs::SectorId, proofs::PublicReplicaInfo> = sectors
+            .iter()
+            .map(|s| (proofs::SectorId::from(s.sector_number), proofs::PublicReplicaInfo::new(post, s.comm_r)))
+            .collect();
+        proofs::post::verify_window_post(&randomness, &[(post, proof)], &replicas, prover_id(miner_id))
+            .map_err(|e| format!("{e:#}"))
+    }
+}

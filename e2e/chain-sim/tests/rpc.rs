@@ -1,0 +1,270 @@
+//! The simulator through the real client over HTTP: Lotus JSON shapes, randomness, MsgUuid
+//! idempotency, precommit checks, injected failures and resubmission, ticket expiry, base-fee
+//! spikes, auth, and the epoch clock. No proof is verified here (see slow_seal_prove_post.rs).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chain_sim::randomness::EpochRandomness;
+use chain_sim::{FilecoinProofs, RunningSim, SimConfig, SimControl};
+use filecoin_chain::client::{ClientConfig, ClientError, LOOKBACK_NO_LIMIT, LotusClient};
+use filecoin_chain::deadline::DeadlineInfo;
+use filecoin_chain::exit_code::{ErrorLevel, classify};
+use filecoin_chain::message::{MessageSendSpec, SignedMessage};
+use filecoin_chain::methods::{MinerMethod, miner_message};
+use filecoin_chain::msg_uuid::msg_uuid;
+use filecoin_chain::params::{CompactCommD, PreCommitSectorBatchParams2, SectorPreCommitInfo};
+use filecoin_chain::policy::{TicketCheck, TicketExpiryAction};
+use filecoin_chain::randomness::{DomainSeparationTag, draw_randomness, miner_entropy};
+use filecoin_chain::tipset::TipSetKey;
+use filecoin_chain::{ApiToken, ChainAddress, ChainEpoch};
+use fvm_shared::address::Address;
+use fvm_shared::commcid::replica_commitment_v1_to_cid;
+use fvm_shared::econ::TokenAmount;
+use fvm_shared::error::ExitCode;
+use fvm_shared::sector::RegisteredSealProof;
+
+const TOKEN: &str = "sim-test-token";
+
+struct Harness {
+    sim: RunningSim,
+    client: LotusClient,
+    control: SimControl,
+    miner: ChainAddress,
+    worker: ChainAddress,
+}
+
+async fn start(config: SimConfig) -> Harness {
+    let config = SimConfig { api_token: Some(TOKEN.into()), ..config };
+    let sim = RunningSim::start(config, Arc::new(FilecoinProofs), "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let client = LotusClient::new(ClientConfig::new(sim.url(), Some(ApiToken::new(TOKEN)))).unwrap();
+    let control = SimControl::new(sim.url(), Some(ApiToken::new(TOKEN)));
+    let info = client.state_miner_info(&"t01000".parse().unwrap(), &TipSetKey::head()).await.unwrap();
+    Harness { sim, client, control, miner: "t01000".parse().unwrap(), worker: info.worker }
+}
+
+fn manual_clock() -> SimConfig {
+    SimConfig { epoch_duration_ms: 0, ..SimConfig::default() }
+}
+
+impl Harness {
+    async fn head(&self) -> ChainEpoch {
+        self.client.chain_head().await.unwrap().height
+    }
+
+    fn precommit_info(&self, n: u64, ticket_epoch: ChainEpoch, head: ChainEpoch) -> SectorPreCommitInfo {
+        let policy = SimConfig::default().policy;
+        SectorPreCommitInfo {
+            seal_proof: RegisteredSealProof::StackedDRG2KiBV1P1,
+            sector_number: n,
+            sealed_cid: replica_commitment_v1_to_cid(&[n as u8; 32]).unwrap(),
+            seal_rand_epoch: ticket_epoch,
+            deal_ids: vec![],
+            expiration: policy.expiration_bounds(head + 5, RegisteredSealProof::StackedDRG2KiBV1P1).unwrap().0 + 10,
+            unsealed_cid: CompactCommD(None),
+        }
+    }
+
+    async fn push_precommit(&self, info: SectorPreCommitInfo, uid: &str, attempt: u32) -> SignedMessage {
+        let params = PreCommitSectorBatchParams2 { sectors: vec![info] };
+        let msg = miner_message(self.miner, self.worker, MinerMethod::PreCommitSectorBatch2, &params, TokenAmount::from_atto(0)).unwrap();
+        let spec = MessageSendSpec::new(msg_uuid(uid, "precommit", attempt), TokenAmount::from_atto(0));
+        self.client.mpool_push_message(&msg, Some(&spec)).await.unwrap()
+    }
+
+    /// Advances one epoch at a time until the message has a receipt.
+    async fn land(&self, signed: &SignedMessage) -> ExitCode {
+        for _ in 0..20 {
+            if let Some(found) = self.client.state_search_msg(&TipSetKey::head(), &signed.cid, LOOKBACK_NO_LIMIT, false).await.unwrap() {
+                return found.receipt.exit_code;
+            }
+            self.control.advance_epochs(1).await.unwrap();
+        }
+        panic!("message {} did not land in 20 epochs", signed.cid);
+    }
+}
+
+#[tokio::test]
+async fn lotus_shapes_randomness_and_deadlines() {
+    let h = start(manual_clock()).await;
+    let head = h.client.chain_head().await.unwrap();
+    assert_eq!(head.height, 1000);
+    assert_eq!(head.blocks[0].miner, h.miner);
+    assert_eq!(h.client.chain_get_tipset_by_height(990, &head.cids).await.unwrap().height, 990);
+    assert_eq!(h.client.state_network_version(&TipSetKey::head()).await.unwrap(), 28);
+    assert_eq!(h.control.advance_epochs(3).await.unwrap(), 1003);
+    assert_eq!(h.head().await, 1003);
+
+    let info = h.client.state_miner_info(&h.miner, &TipSetKey::head()).await.unwrap();
+    assert_eq!((info.worker.to_string(), info.owner.to_string()), ("t01002".into(), "t01001".into()));
+    assert_eq!((info.sector_size, info.window_po_st_partition_sectors), (2048, 2));
+    assert_eq!(info.window_po_st_proof_type, fvm_shared::sector::RegisteredPoStProof::StackedDRGWindow2KiBV1P1);
+
+    // Randomness is the actors' draw over the per-epoch digests, and the head bounds it.
+    let entropy = miner_entropy(&Address::new_id(1000));
+    let rand = EpochRandomness::new(SimConfig::default().randomness_seed);
+    let ticket = h.client.state_get_randomness_from_tickets(DomainSeparationTag::SealRandomness, 990, &entropy, &TipSetKey::head()).await.unwrap();
+    assert_eq!(ticket, draw_randomness(&rand.ticket_digest(990), DomainSeparationTag::SealRandomness, 990, &entropy));
+    let seed = h.client.state_get_randomness_from_beacon(DomainSeparationTag::InteractiveSealChallengeSeed, 1003, &entropy, &TipSetKey::head()).await.unwrap();
+    assert_eq!(seed, draw_randomness(&rand.beacon_digest(1003), DomainSeparationTag::InteractiveSealChallengeSeed, 1003, &entropy));
+    let old_tsk = h.client.chain_get_tipset_by_height(995, &TipSetKey::head()).await.unwrap().cids;
+    let future = h.client.state_get_randomness_from_beacon(DomainSeparationTag::InteractiveSealChallengeSeed, 1000, &entropy, &old_tsk).await;
+    let err = future.unwrap_err().to_string();
+    assert!(err.contains("cannot draw randomness from the future"), "{err}");
+
+    let dl = h.client.state_miner_proving_deadline(&h.miner, &TipSetKey::head()).await.unwrap();
+    assert_eq!(dl, DeadlineInfo::current(0, 1003, &SimConfig::default().policy.window_post));
+    assert_eq!((dl.wpost_period_deadlines, dl.wpost_challenge_window), (48, 4));
+    assert_eq!(h.client.state_miner_deadlines(&h.miner, &TipSetKey::head()).await.unwrap().len(), 48);
+    assert!(h.client.state_miner_faults(&h.miner, &TipSetKey::head()).await.unwrap().is_empty());
+    let deposit = h.client.state_miner_pre_commit_deposit_for_power(&h.miner, &filecoin_chain::miner::SectorPreCommitInfo {
+        seal_proof: RegisteredSealProof::StackedDRG2KiBV1P1,
+        sector_number: 1,
+        sealed_cid: replica_commitment_v1_to_cid(&[1; 32]).unwrap(),
+        seal_rand_epoch: 990,
+        deal_ids: vec![],
+        expiration: 600_000,
+        unsealed_cid: None,
+    }, &TipSetKey::head()).await.unwrap();
+    assert_eq!(deposit, TokenAmount::from_atto(1_100_000_000u64));
+
+    let unknown = h.client.state_miner_info(&"t09999".parse().unwrap(), &TipSetKey::head()).await.unwrap_err();
+    assert!(unknown.to_string().contains("actor t09999 not found"), "{unknown}");
+    drop(h.sim);
+}
+
+#[tokio::test]
+async fn msg_uuid_pushed_twice_yields_one_message_and_precommit_lands() {
+    let h = start(manual_clock()).await;
+    let head = h.head().await;
+    let info = h.precommit_info(7, head - 10, head);
+    let first = h.push_precommit(info.clone(), "sector-7-uid", 0).await;
+    let second = h.push_precommit(info.clone(), "sector-7-uid", 0).await;
+    assert_eq!(first.cid, second.cid);
+    let counts = h.control.message_counts().await.unwrap();
+    assert_eq!(counts.by_method.get(&28), Some(&1));
+    assert_eq!(counts.by_sector[&7][&28], 1);
+
+    assert!(h.client.state_sector_precommit_info(&h.miner, 7, &TipSetKey::head()).await.unwrap().is_none());
+    assert_eq!(h.land(&first).await, ExitCode::OK);
+    // StateWaitMsg blocks until two more epochs exist on top of the message.
+    let client = h.client.clone();
+    let cid = first.cid;
+    let waiter = tokio::spawn(async move { client.state_wait_msg(&cid, 2, LOOKBACK_NO_LIMIT, false).await });
+    h.control.advance_epochs(2).await.unwrap();
+    let lookup = waiter.await.unwrap().unwrap();
+    assert_eq!(lookup.receipt.exit_code, ExitCode::OK);
+    assert!(h.head().await >= lookup.height + 2);
+
+    let pc = h.client.state_sector_precommit_info(&h.miner, 7, &TipSetKey::head()).await.unwrap().unwrap();
+    assert_eq!((pc.pre_commit_epoch, pc.info.sealed_cid), (lookup.height, info.sealed_cid));
+    assert!(h.client.state_miner_sector_allocated(&h.miner, 7, &TipSetKey::head()).await.unwrap());
+
+    // The seed epoch is precommit epoch + 10 (2k devnet); it cannot be drawn before the chain gets there.
+    let seed_epoch = SimConfig::default().policy.seed_epoch(pc.pre_commit_epoch);
+    let entropy = miner_entropy(&Address::new_id(1000));
+    let early = h.client.state_get_randomness_from_beacon(DomainSeparationTag::InteractiveSealChallengeSeed, seed_epoch, &entropy, &TipSetKey::head()).await;
+    assert!(early.is_err());
+    h.control.advance_epochs((seed_epoch - h.head().await) as u64).await.unwrap();
+    assert!(h.client.state_get_randomness_from_beacon(DomainSeparationTag::InteractiveSealChallengeSeed, seed_epoch, &entropy, &TipSetKey::head()).await.is_ok());
+}
+
+#[tokio::test]
+async fn injected_failure_is_classified_and_resubmitted() {
+    let h = start(manual_clock()).await;
+    h.control.fail_next(28, ExitCode::SYS_OUT_OF_GAS.value(), 1).await.unwrap();
+    let head = h.head().await;
+    let info = h.precommit_info(8, head - 10, head);
+    let attempt0 = h.push_precommit(info.clone(), "sector-8-uid", 0).await;
+    let code = h.land(&attempt0).await;
+    assert_eq!(code, ExitCode::SYS_OUT_OF_GAS);
+    assert_eq!(classify(MinerMethod::PreCommitSectorBatch2, code), Some(ErrorLevel::Temporary));
+    assert!(h.client.state_sector_precommit_info(&h.miner, 8, &TipSetKey::head()).await.unwrap().is_none());
+
+    // The bridge resubmits under the next attempt's MsgUuid: a new message, and it lands.
+    let attempt1 = h.push_precommit(info, "sector-8-uid", 1).await;
+    assert_ne!(attempt1.cid, attempt0.cid);
+    assert_eq!(h.land(&attempt1).await, ExitCode::OK);
+    assert!(h.client.state_sector_precommit_info(&h.miner, 8, &TipSetKey::head()).await.unwrap().is_some());
+    assert_eq!(h.control.message_counts().await.unwrap().by_sector[&8][&28], 2);
+}
+
+#[tokio::test]
+async fn expired_ticket_is_refused_and_reticketing_recovers() {
+    let policy = SimConfig::default().policy;
+    let h = start(manual_clock()).await;
+    let head = h.head().await;
+    // A ticket older than the randomness lookback.
+    let stale = head - policy.max_pre_commit_randomness_lookback - 1;
+    assert_eq!(policy.check_ticket(stale, head, 2, TicketExpiryAction::Abort), TicketCheck::Abort { expired_after: stale + policy.max_pre_commit_randomness_lookback });
+    let TicketCheck::Reticket { new_ticket_epoch } = policy.check_ticket(stale, head, 2, TicketExpiryAction::Reticket) else {
+        panic!("expected re-ticketing");
+    };
+
+    // Sent anyway, the chain refuses it, and the refusal means the sector must be sealed again.
+    let refused = h.push_precommit(h.precommit_info(9, stale, head), "sector-9-uid", 0).await;
+    let code = h.land(&refused).await;
+    assert_eq!(code, ExitCode::USR_ILLEGAL_ARGUMENT);
+    assert_eq!(classify(MinerMethod::PreCommitSectorBatch2, code), Some(ErrorLevel::Abort));
+    assert!(!h.client.state_miner_sector_allocated(&h.miner, 9, &TipSetKey::head()).await.unwrap());
+
+    let head = h.head().await;
+    let fresh = h.push_precommit(h.precommit_info(9, new_ticket_epoch, head), "sector-9-uid", 1).await;
+    assert_eq!(h.land(&fresh).await, ExitCode::OK);
+}
+
+#[tokio::test]
+async fn a_base_fee_spike_holds_messages_until_it_passes() {
+    let h = start(manual_clock()).await;
+    let head = h.head().await;
+    let signed = h.push_precommit(h.precommit_info(10, head - 10, head), "sector-10-uid", 0).await;
+    h.control.set_base_fee(&(signed.message.gas_fee_cap.clone() * 10u64)).await.unwrap();
+    h.control.advance_epochs(5).await.unwrap();
+    assert!(h.client.state_search_msg(&TipSetKey::head(), &signed.cid, LOOKBACK_NO_LIMIT, false).await.unwrap().is_none());
+    let tip = h.client.chain_head().await.unwrap();
+    assert!(tip.parent_base_fee().unwrap() > &signed.message.gas_fee_cap);
+    h.control.set_base_fee(&TokenAmount::from_atto(100)).await.unwrap();
+    assert_eq!(h.land(&signed).await, ExitCode::OK);
+}
+
+#[tokio::test]
+async fn dropped_and_delayed_messages() {
+    let h = start(manual_clock()).await;
+    let head = h.head().await;
+    h.control.drop_next(28, 1).await.unwrap();
+    let dropped = h.push_precommit(h.precommit_info(11, head - 10, head), "sector-11-uid", 0).await;
+    h.control.advance_epochs(10).await.unwrap();
+    assert!(h.client.state_search_msg(&TipSetKey::head(), &dropped.cid, LOOKBACK_NO_LIMIT, false).await.unwrap().is_none());
+
+    h.control.delay_next(28, 4, 1).await.unwrap();
+    let head = h.head().await;
+    let delayed = h.push_precommit(h.precommit_info(12, head - 10, head), "sector-12-uid", 0).await;
+    assert_eq!(h.land(&delayed).await, ExitCode::OK);
+    let found = h.client.state_search_msg(&TipSetKey::head(), &delayed.cid, LOOKBACK_NO_LIMIT, false).await.unwrap().unwrap();
+    assert_eq!(found.height, head + 1 + 4);
+}
+
+#[tokio::test]
+async fn requests_without_the_token_are_refused() {
+    let h = start(manual_clock()).await;
+    let anonymous = LotusClient::new(ClientConfig::new(h.sim.url(), None)).unwrap();
+    let err = anonymous.chain_head().await.unwrap_err();
+    assert!(matches!(err, ClientError::Unauthorized { status: 401, .. }), "{err}");
+    let wrong = LotusClient::new(ClientConfig::new(h.sim.url(), Some(ApiToken::new("nope")))).unwrap();
+    assert!(matches!(wrong.chain_head().await, Err(ClientError::Unauthorized { .. })));
+}
+
+#[tokio::test]
+async fn epochs_advance_on_the_clock() {
+    let h = start(SimConfig { epoch_duration_ms: 50, ..SimConfig::default() }).await;
+    let start_height = h.head().await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = h.head().await;
+        if now >= start_height + 5 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "head stuck at {now}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
