@@ -9,7 +9,7 @@ log() { echo "down.sh: $*" >&2; }
 [[ -d "$state/pids" ]] || exit 0
 
 # Only a process whose command line names our state directory is ours (pids get reused).
-ours() { [[ -r "/proc/$1/cmdline" ]] && tr '\0' ' ' <"/proc/$1/cmdline" | grep -qF -- "$state"; }
+ours() { { tr '\0' ' ' <"/proc/$1/cmdline"; } 2>/dev/null | grep -qF -- "$state"; }
 
 stop() { # name
   local file=$state/pids/$1 pid

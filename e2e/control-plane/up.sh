@@ -154,6 +154,7 @@ fi
 
 cat >"$state/env" <<ENV
 KUBECONFIG=$state/kubeconfig
+SEALING_K8S_BIN=$bin
 SEALING_APISERVER_URL=https://127.0.0.1:$api_port
 SEALING_ETCD_URL=http://127.0.0.1:$etcd_port
 ENV

@@ -8,7 +8,6 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
-use nix::sys::signal::Signal;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -37,7 +36,7 @@ pub async fn run(ctx: Arc<NodeContext>) {
                     }
                     keep
                 });
-                reap_orphans(&ctx, &listed);
+                reap_orphans(&ctx, &listed).await;
             }
             Ok(watcher::Event::Apply(p)) => dispatch(&ctx, &mut workers, p),
             Ok(watcher::Event::Delete(p)) => {
@@ -63,7 +62,7 @@ fn dispatch(ctx: &Arc<NodeContext>, workers: &mut HashMap<String, watch::Sender<
 }
 
 /// Kills processes and removes directories of pods that no longer exist.
-fn reap_orphans(ctx: &NodeContext, live: &HashSet<String>) {
+async fn reap_orphans(ctx: &NodeContext, live: &HashSet<String>) {
     let pods_dir = ctx.disk.pod_dir("");
     let Ok(entries) = std::fs::read_dir(&pods_dir) else { return };
     for entry in entries.flatten() {
@@ -72,26 +71,29 @@ fn reap_orphans(ctx: &NodeContext, live: &HashSet<String>) {
             continue;
         }
         warn!(node = %ctx.node.name, %uid, "cleaning up a pod that was deleted while the agent was away");
-        kill_recorded(&entry.path());
+        kill_recorded(&entry.path()).await;
         if let Err(e) = std::fs::remove_dir_all(entry.path()) {
             warn!(node = %ctx.node.name, %uid, error = %e, "could not remove pod directory");
         }
     }
 }
 
-/// Kills every container process recorded under a pod directory that is still the same process.
-pub fn kill_recorded(pod_dir: &Path) {
+/// Kills every container process recorded under a pod directory that is still the same
+/// process, and waits until each is dead.
+pub async fn kill_recorded(pod_dir: &Path) {
     for (pid, started) in pod::pid_files(pod_dir) {
-        if process::start_time(pid) == Some(started) {
-            process::signal_group(pid, Signal::SIGKILL);
+        if !process::kill_and_wait(pid, started, KILL_TIMEOUT).await {
+            warn!(pid, dir = %pod_dir.display(), "container process survived SIGKILL");
         }
     }
 }
 
 /// Kills every container of the node, for a clean agent shutdown.
-pub fn kill_all(ctx: &NodeContext) {
+pub async fn kill_all(ctx: &NodeContext) {
     let Ok(entries) = std::fs::read_dir(ctx.disk.pod_dir("")) else { return };
     for entry in entries.flatten() {
-        kill_recorded(&entry.path());
+        kill_recorded(&entry.path()).await;
     }
 }
+
+const KILL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);

@@ -61,7 +61,7 @@ pub async fn run(config: AgentConfig, client: Client, api_server: http::Uri) -> 
     shutdown_signal().await.map_err(AgentError::Signal)?;
     info!("shutting down; killing the containers of this agent");
     for ctx in &nodes {
-        kubelet::kill_all(ctx);
+        kubelet::kill_all(ctx).await;
     }
     Ok(())
 }

@@ -256,7 +256,7 @@ impl PodWorker {
     /// After an agent restart the pod's processes are not ours to wait on: kill any that
     /// survived and report the pod Failed rather than silently running the step twice.
     async fn report_lost(&mut self, pod: &Pod) -> Result<(), kube::Error> {
-        super::kubelet::kill_recorded(&self.pod_dir());
+        super::kubelet::kill_recorded(&self.pod_dir()).await;
         let now = Time(Timestamp::now());
         let views: Vec<ContainerView> = pod
             .spec

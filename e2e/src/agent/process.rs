@@ -187,6 +187,34 @@ pub async fn check_mount_namespaces() -> Result<(), String> {
     }
 }
 
+/// Whether `pid` is still the process that started at `started` and has not exited (a zombie
+/// has exited; it only waits for its parent to reap it).
+pub fn is_running(pid: u32, started: u64) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+    let Some(after_comm) = stat.rfind(')').map(|i| &stat[i + 2..]) else { return false };
+    let mut fields = after_comm.split(' ');
+    let state = fields.next().unwrap_or("");
+    let start = fields.nth(18).and_then(|f| f.parse::<u64>().ok());
+    start == Some(started) && !matches!(state, "Z" | "X")
+}
+
+/// Kills the process group led by `pid` (if it is still the process started at `started`) and
+/// waits up to `timeout` for the leader to be dead.
+pub async fn kill_and_wait(pid: u32, started: u64, timeout: std::time::Duration) -> bool {
+    if !is_running(pid, started) {
+        return true;
+    }
+    signal_group(pid, Signal::SIGKILL);
+    let deadline = tokio::time::Instant::now() + timeout;
+    while is_running(pid, started) {
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    true
+}
+
 /// The process's start time in clock ticks since boot (field 22 of /proc/<pid>/stat), which
 /// with the pid identifies a process across pid reuse.
 pub fn start_time(pid: u32) -> Option<u64> {
@@ -215,7 +243,36 @@ mod tests {
 
     #[test]
     fn start_time_reads_this_process() {
-        assert!(start_time(std::process::id()).is_some());
+        let me = std::process::id();
+        let started = start_time(me).unwrap();
+        assert!(is_running(me, started));
+        assert!(!is_running(me, started + 1), "a different start time is a different process");
         assert_eq!(start_time(u32::MAX), None);
+    }
+
+    #[tokio::test]
+    async fn kill_and_wait_kills_a_process_that_is_not_our_child() {
+        // `sh` forks `sleep` into its own group and exits; the sleep is reparented away from us.
+        let out = std::process::Command::new("/bin/sh")
+            .args(["-c", "setsid sleep 1000 >/dev/null 2>&1 & echo $!"])
+            .output()
+            .unwrap();
+        let pid: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+        let started = {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            loop {
+                // setsid may not have made the sleep its group leader yet
+                if let Some(s) = start_time(pid)
+                    && std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default().starts_with("sleep")
+                {
+                    break s;
+                }
+                assert!(std::time::Instant::now() < deadline, "sleep did not start");
+                std::thread::yield_now();
+            }
+        };
+        assert!(is_running(pid, started));
+        assert!(kill_and_wait(pid, started, std::time::Duration::from_secs(10)).await);
+        assert!(!is_running(pid, started));
     }
 }

@@ -11,6 +11,8 @@ use super::HarnessError;
 pub struct LocalControlPlane {
     pub state_dir: PathBuf,
     pub kubeconfig: PathBuf,
+    /// kube-apiserver, kubectl, etcd, kwok, ... of the versions in `versions.env`.
+    pub bin_dir: PathBuf,
     scripts: PathBuf,
 }
 
@@ -38,7 +40,17 @@ impl LocalControlPlane {
         }
         let kubeconfig = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
         eprintln!("e2e: local control plane up in {:.1}s", started.elapsed().as_secs_f64());
-        Ok(LocalControlPlane { state_dir: state_dir.to_owned(), kubeconfig, scripts })
+        let env_file = state_dir.join("env");
+        let env = std::fs::read_to_string(&env_file).map_err(|e| HarnessError::io(&env_file, e))?;
+        let bin_dir = env
+            .lines()
+            .find_map(|l| l.strip_prefix("SEALING_K8S_BIN="))
+            .map(PathBuf::from)
+            .ok_or_else(|| HarnessError::Script {
+                script: "up.sh".into(),
+                message: format!("{} names no SEALING_K8S_BIN", env_file.display()),
+            })?;
+        Ok(LocalControlPlane { state_dir: state_dir.to_owned(), kubeconfig, bin_dir, scripts })
     }
 
     /// Stops every process of the control plane and checks that none is left.

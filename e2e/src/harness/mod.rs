@@ -19,7 +19,10 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, Node, ServiceAccount};
-use kube::api::{DeleteParams, PostParams};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::conditions;
+use serde::Deserialize;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client};
 use serde_json::json;
@@ -191,6 +194,66 @@ impl Cluster {
         let agent = self.agent.lock().unwrap_or_else(|e| e.into_inner());
         let root = agent.as_ref()?.root_dir.join(node);
         Some(root.join(path.trim_start_matches('/')))
+    }
+
+    /// The repository checkout the tests were built from.
+    pub fn repo_root() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_owned).unwrap_or_default()
+    }
+
+    /// `kubectl` for this cluster: the control plane's own (same version) when local, else
+    /// the one on PATH.
+    pub fn kubectl(&self) -> std::process::Command {
+        let local = self
+            .control_plane
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|cp| cp.bin_dir.join("kubectl"))
+            .filter(|p| p.is_file());
+        let mut cmd = std::process::Command::new(local.unwrap_or_else(|| PathBuf::from("kubectl")));
+        cmd.env("KUBECONFIG", &self.kubeconfig);
+        cmd
+    }
+
+    /// Applies every CRD in the repository's `crds/` (server-side) and waits until each is
+    /// Established; returns their names.
+    pub async fn install_crds(&self) -> Result<Vec<String>, HarnessError> {
+        let dir = Self::repo_root().join("crds");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map_err(|e| HarnessError::io(&dir, e))?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+            .collect();
+        files.sort();
+        let mut parsed = Vec::new();
+        for file in files {
+            let text = std::fs::read_to_string(&file).map_err(|e| HarnessError::io(&file, e))?;
+            for doc in serde_yaml::Deserializer::from_str(&text) {
+                let value = serde_yaml::Value::deserialize(doc)
+                    .map_err(|e| HarnessError::Config(format!("{}: {e}", file.display())))?;
+                if value.is_null() {
+                    continue;
+                }
+                let crd: CustomResourceDefinition = serde_yaml::from_value(value)
+                    .map_err(|e| HarnessError::Config(format!("{}: not a CRD: {e}", file.display())))?;
+                parsed.push(crd);
+            }
+        }
+        let crds: Api<CustomResourceDefinition> = Api::all(self.client.clone());
+        let pp = PatchParams::apply("sealing-e2e").force();
+        let mut names = Vec::new();
+        for crd in parsed {
+            let name = crd.metadata.name.clone().unwrap_or_default();
+            crds.patch(&name, &pp, &Patch::Apply(&crd)).await?;
+            names.push(name);
+        }
+        for name in &names {
+            wait::wait_for(&crds, name, Duration::from_secs(60), "CRD to be Established", conditions::is_crd_established())
+                .await?;
+        }
+        Ok(names)
     }
 
     /// Fails when the harness's node agent has died.

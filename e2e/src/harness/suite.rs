@@ -13,6 +13,7 @@ use super::Cluster;
 pub type TestFn = fn(Arc<Cluster>) -> BoxFuture<'static, anyhow::Result<()>>;
 
 /// One e2e test: a name and an async function of the shared cluster.
+#[derive(Clone)]
 pub struct E2eTest {
     pub name: &'static str,
     pub run: TestFn,

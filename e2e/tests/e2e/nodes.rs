@@ -1,7 +1,6 @@
 //! The node agent's Nodes: registration, capacity, Ready heartbeats, and what happens to a
 //! running pod when the agent crashes and comes back.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +14,7 @@ use sealing_e2e::harness::node_agent::{CPU_NODE, GPU_NODE, SHELL_IMAGE};
 use sealing_e2e::harness::{Cluster, E2eTest, NodeAgentProcess, wait};
 use serde_json::json;
 
-use crate::support::{create_pod, read_pid, terminated};
+use crate::support::{create_pod, process_exited, read_pid, terminated};
 
 pub fn tests() -> Vec<E2eTest> {
     // Both look at the agent's own nodes, disks and processes.
@@ -99,7 +98,8 @@ async fn slow_agent_crash_fails_running_pod_and_kills_it(cluster: Arc<Cluster>) 
                 "containers": [{
                     "name": "pc1",
                     "image": SHELL_IMAGE,
-                    "command": ["/bin/sh", "-c", "echo $$ > /state/pid; exec sleep 1000"],
+                    // `$$$$` is the shell's `$$`: Kubernetes expands `$$` to `$`.
+                    "command": ["/bin/sh", "-c", "echo $$$$ > /state/pid; exec sleep 1000"],
                     "volumeMounts": [{"name": "state", "mountPath": "/state"}],
                 }],
                 "volumes": [{"name": "state", "hostPath": {"path": "/var/lib/sealing/crash"}}],
@@ -112,14 +112,14 @@ async fn slow_agent_crash_fails_running_pod_and_kills_it(cluster: Arc<Cluster>) 
     let pid = read_pid(&pid_file).await?;
 
     agent.kill();
-    ensure!(Path::new(&format!("/proc/{pid}")).exists(), "the container must outlive the crashed agent");
+    ensure!(!process_exited(pid), "the container must outlive the crashed agent");
 
     let mut agent = NodeAgentProcess::start(&cluster.binaries, &cluster.kubeconfig, &config, &dir)?;
     let pod = wait::wait_for(&pods, "long-step", Duration::from_secs(60), "pod to be marked Failed", wait::pod_finished).await?;
     let t = terminated(&pod)?;
     ensure!(wait::pod_phase(&pod) == "Failed", "pod ended {:?}", wait::pod_phase(&pod));
     ensure!(t.exit_code == 137 && t.reason.as_deref() == Some("ContainerStatusUnknown"), "terminated {t:?}");
-    ensure!(!Path::new(&format!("/proc/{pid}")).exists(), "the restarted agent must kill the orphan {pid}");
+    ensure!(process_exited(pid), "the restarted agent must kill the orphan {pid} before reporting the pod");
 
     // The restarted agent still completes deletions.
     let uid = pod.uid().unwrap_or_default();

@@ -17,7 +17,7 @@ use sealing_e2e::harness::node_agent::{CPU_NODE, GPU_NODE, SHELL_IMAGE};
 use sealing_e2e::harness::{Cluster, E2eTest, wait};
 use serde_json::json;
 
-use crate::support::{create_pod, finished, read_pid, terminated};
+use crate::support::{create_pod, finished, process_exited, read_pid, terminated};
 
 pub fn tests() -> Vec<E2eTest> {
     e2e_tests![
@@ -193,7 +193,8 @@ async fn deleting_a_running_pod_kills_its_process(cluster: Arc<Cluster>) -> anyh
                     "containers": [{
                         "name": "sleeper",
                         "image": SHELL_IMAGE,
-                        "command": ["/bin/sh", "-c", format!("{trap}echo $$ > /pids/{name}; exec sleep 1000")],
+                        // `$$$$` is the shell's `$$`: Kubernetes expands `$$` to `$`.
+                        "command": ["/bin/sh", "-c", format!("{trap}echo $$$$ > /pids/{name}; exec sleep 1000")],
                         "volumeMounts": [{"name": "pids", "mountPath": "/pids"}],
                     }],
                     "volumes": [{"name": "pids", "hostPath": {"path": pid_dir, "type": "DirectoryOrCreate"}}],
@@ -245,7 +246,7 @@ async fn deleting_a_running_pod_kills_its_process(cluster: Arc<Cluster>) -> anyh
         let code = terminated(pod)?.exit_code;
         ensure!(code == want, "{name}: exit code {code}, want {want} (signal {})", want - 128);
         if let (_, Some(pid)) = &victims[name] {
-            ensure!(!Path::new(&format!("/proc/{pid}")).exists(), "{name}: process {pid} still runs after deletion");
+            ensure!(process_exited(*pid), "{name}: process {pid} still runs after deletion");
         }
     }
     Ok(())

@@ -48,3 +48,11 @@ pub async fn read_pid(file: &Path) -> anyhow::Result<u32> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Whether process `pid` has exited (gone, or a zombie waiting to be reaped).
+pub fn process_exited(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat.rfind(')').is_some_and(|i| stat[i + 2..].starts_with(['Z', 'X'])),
+    }
+}
