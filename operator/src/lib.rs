@@ -1,4 +1,8 @@
-//! The sealing operator: CRD types and the Kubernetes-free sealing core.
+//! The sealing operator: CRD types, the Kubernetes-free sealing core, and the controllers that
+//! connect them to the cluster.
 
+pub mod config;
 pub mod core;
+pub mod controllers;
 pub mod crd;
+pub mod pods;

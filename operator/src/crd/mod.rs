@@ -1,5 +1,8 @@
 //! The custom resources, API group `sealing.filecoin.io/v1alpha1`.
 
+// Every `printcolumn(...)` repeats `type_ = ...`, which clippy mistakes for a duplicated attribute.
+#![allow(clippy::duplicated_attributes)]
+
 mod deadline;
 mod pool;
 pub mod rules;

@@ -1,0 +1,326 @@
+//! The Sector controller: applies pause/resume/abort, runs the operator's own tasks, creates the
+//! step pod the pool placed, reads its result into the status, and reports every transition and
+//! error as an Event. Chain tasks are the chain bridge's; placement is the pool controller's.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{DeleteParams, PostParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event as KubeEvent, EventType};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::{Api, Resource, ResourceExt};
+
+use super::conditions::{Desired, set};
+use super::{Context, Error};
+use crate::core::control::{ControlAction, abort, control_action, pause, resume};
+use crate::core::outcome::{Completion, PodEnd, complete, step_outcome};
+use crate::core::record::{PauseReason, SectorRecord};
+use crate::core::retry::{Outcome, RetryPolicy};
+use crate::core::work::{Hold, OperatorTask, Work, hold, work};
+use crate::core::{ErrorLevel, Event, Plan, State, StepError, apply};
+use crate::crd::{ResumeResult, SealingPool, Sector, SectorStatus};
+use crate::pods::{pod_name, step_pod};
+
+pub const FINALIZER: &str = "sealing.filecoin.io/sector-data";
+
+/// Something to tell the user through an Event once the status is written.
+struct Note {
+    warning: bool,
+    reason: &'static str,
+    message: String,
+}
+
+pub async fn reconcile(sector: Arc<Sector>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let ns = sector.namespace().ok_or(Error::Metadata("namespace"))?;
+    let api: Api<Sector> = Api::namespaced(ctx.client.clone(), &ns);
+    finalizer(&api, FINALIZER, sector, |event| async {
+        match event {
+            Finalizer::Apply(sector) => apply_sector(sector, &ctx).await,
+            Finalizer::Cleanup(sector) => cleanup(sector, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+pub fn error_policy(_sector: Arc<Sector>, error: &Error, _ctx: Arc<Context>) -> Action {
+    tracing::warn!(%error, "sector reconcile failed");
+    Action::requeue(super::retry_after(error))
+}
+
+async fn apply_sector(sector: Arc<Sector>, ctx: &Context) -> Result<Action, Error> {
+    let ns = sector.namespace().ok_or(Error::Metadata("namespace"))?;
+    let name = sector.name_any();
+    let now = Timestamp::now();
+    let spec = &sector.spec;
+    let plan = spec.plan;
+    let old = sector.status.clone().unwrap_or_default();
+    let mut status = old.clone();
+    let mut notes = Vec::new();
+
+    let pools: Api<SealingPool> = Api::namespaced(ctx.client.clone(), &ns);
+    let pool = match pools.get_opt(&spec.pool).await? {
+        Some(pool) if pool.spec.miner == spec.miner && pool.spec.sector_size == spec.sector_size => Some(pool),
+        Some(pool) => {
+            let message = format!(
+                "SealingPool {} seals {} sectors of {}, but this sector is a {} sector of {}",
+                spec.pool, pool.spec.sector_size, pool.spec.miner, spec.sector_size, spec.miner
+            );
+            notes.push(Note { warning: true, reason: "PoolMismatch", message });
+            None
+        }
+        None => {
+            let message = format!("SealingPool {} does not exist in namespace {ns}; the sector waits for it", spec.pool);
+            notes.push(Note { warning: true, reason: "PoolNotFound", message });
+            None
+        }
+    };
+    let policy = pool.as_ref().map(|p| RetryPolicy::from(&p.spec.retry)).unwrap_or_default();
+
+    apply_control(&sector, &mut status, now, &mut notes);
+
+    if let (Some(pool), Some(running)) = (&pool, status.record.running.clone()) {
+        let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+        let pod_name = pod_name(&name, running.step, running.attempt);
+        if status.record.state.is_terminal() {
+            delete_if_present(&pods, &pod_name).await?;
+            status.record.running = None;
+        } else {
+            match pods.get_opt(&pod_name).await? {
+                None => {
+                    let pod = step_pod(&sector, pool, &status.record, &running)?;
+                    match pods.create(&PostParams::default(), &pod).await {
+                        Ok(_) => notes.push(Note {
+                            warning: false,
+                            reason: "StepStarted",
+                            message: format!("{} attempt {} on node {}", running.step.as_str(), running.attempt, running.node),
+                        }),
+                        // The previous pod of this name is still going away; try again shortly.
+                        Err(kube::Error::Api(e)) if e.code == 409 => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                Some(pod) => {
+                    if let Some(end) = ended(&pod) {
+                        let outcome = step_outcome(running.step, &end);
+                        let (record, how) = complete(plan, &status.record, outcome, &policy, now)?;
+                        status.record = record;
+                        notes.push(completion_note(&status.record, running.step.as_str(), &how));
+                    }
+                }
+            }
+        }
+    }
+
+    if pool.is_some() {
+        run_operator_tasks(&sector, &mut status.record, now, &mut notes)?;
+    }
+
+    update_conditions(&sector, &mut status, now);
+    if status != old {
+        let mut updated = (*sector).clone();
+        updated.status = Some(status.clone());
+        let api: Api<Sector> = Api::namespaced(ctx.client.clone(), &ns);
+        api.replace_status(&name, &PostParams::default(), &updated).await?;
+    }
+    if status.record.state != old.record.state {
+        let from = old.record.state;
+        let to = status.record.state;
+        notes.push(Note { warning: to == State::Aborted, reason: "StateChanged", message: format!("{from} -> {to}") });
+    }
+    publish(ctx, &sector, notes).await;
+    Ok(next_check(&status.record, now))
+}
+
+/// Pause, resume and abort as the spec asks.
+fn apply_control(sector: &Sector, status: &mut SectorStatus, now: Timestamp, notes: &mut Vec<Note>) {
+    let spec = &sector.spec;
+    let last = status.last_resume.as_ref().map(|r| r.requested_at.as_str());
+    let Some(action) = control_action(&status.record, &spec.control(), last) else { return };
+    let result = match &action {
+        ControlAction::Pause => pause(&status.record, now),
+        ControlAction::Abort => abort(spec.plan, &status.record, now),
+        ControlAction::Resume(at) => resume(spec.plan, &status.record, *at, now),
+    };
+    let request = spec.resume.as_ref().filter(|r| Some(r.requested_at.as_str()) != last);
+    match (&action, result) {
+        (ControlAction::Resume(at), result) if request.is_some() => {
+            let accepted = result.is_ok();
+            let message = match &result {
+                Ok(record) => format!("resumed at {}", record.state),
+                Err(e) => e.to_string(),
+            };
+            notes.push(Note { warning: !accepted, reason: if accepted { "Resumed" } else { "ResumeRejected" }, message: message.clone() });
+            if let Ok(record) = result {
+                status.record = record;
+            }
+            status.last_resume = request.map(|r| ResumeResult { requested_at: r.requested_at.clone(), state: *at, accepted, message });
+        }
+        (action, Ok(record)) => {
+            let (reason, message) = match action {
+                ControlAction::Pause => ("Paused", "paused as requested (spec.paused)".to_owned()),
+                ControlAction::Abort => ("Aborted", "aborted as requested (spec.abort)".to_owned()),
+                ControlAction::Resume(_) => ("Resumed", format!("resumed at {}", record.state)),
+            };
+            notes.push(Note { warning: false, reason, message });
+            status.record = record;
+        }
+        (_, Err(e)) => notes.push(Note { warning: true, reason: "ControlRejected", message: e.to_string() }),
+    }
+}
+
+/// The work the operator does without a pod or the chain, repeated while the sector moves.
+fn run_operator_tasks(sector: &Sector, record: &mut SectorRecord, now: Timestamp, notes: &mut Vec<Note>) -> Result<(), Error> {
+    let spec = &sector.spec;
+    while hold(record, now).is_none() && record.running.is_none() {
+        let event = match work(spec.plan, record.state) {
+            Some(Work::Operator(OperatorTask::Allocate)) => match (spec.plan, spec.sector_number) {
+                (Plan::Sealer, Some(number)) => Event::Allocate { sector_number: number },
+                // Allocation from the chain, and the lookups of snapup/rebuild, are the chain bridge's.
+                _ => return Ok(()),
+            },
+            Some(Work::Operator(OperatorTask::AcquireDeals)) => Event::AcquireDeals,
+            Some(Work::Operator(OperatorTask::ConfirmPersisted)) => Event::SubmitPersistance,
+            Some(Work::Operator(OperatorTask::DecideSnap)) if spec.pieces.is_empty() => Event::SkipSnap,
+            Some(Work::Operator(OperatorTask::DecideSnap)) => {
+                let error = StepError::new(
+                    ErrorLevel::Permanent,
+                    OperatorTask::DecideSnap.as_str(),
+                    "rebuilding the snap data of an upgraded sector is not supported yet; resume at Aborted",
+                );
+                let (next, _) = crate::core::retry::on_error(record, error, &RetryPolicy::default(), now);
+                *record = next;
+                notes.push(Note { warning: true, reason: "PermanentError", message: "rebuild of snap data unsupported".into() });
+                return Ok(());
+            }
+            _ => return Ok(()),
+        };
+        *record = apply(spec.plan, record, event, now)?;
+    }
+    Ok(())
+}
+
+fn completion_note(record: &SectorRecord, step: &str, how: &Completion) -> Note {
+    let error = record.last_error.as_ref().map(|e| e.message.clone()).unwrap_or_default();
+    match how {
+        Completion::Advanced => Note { warning: false, reason: "StepSucceeded", message: step.to_owned() },
+        Completion::Failed(Outcome::Retry { after }) => {
+            Note { warning: true, reason: "TemporaryError", message: format!("{step}: {error}; retrying after {after}") }
+        }
+        Completion::Failed(Outcome::Paused) => {
+            Note { warning: true, reason: "PermanentError", message: format!("{step}: {error}; the sector is paused") }
+        }
+        Completion::Failed(Outcome::Aborted) => {
+            Note { warning: true, reason: "AbortError", message: format!("{step}: {error}; the sector is aborted") }
+        }
+    }
+}
+
+/// How a step pod ended, once it has.
+fn ended(pod: &Pod) -> Option<PodEnd> {
+    let status = pod.status.as_ref()?;
+    let terminated = status
+        .container_statuses
+        .as_ref()
+        .and_then(|cs| cs.first())
+        .and_then(|c| c.state.as_ref())
+        .and_then(|s| s.terminated.as_ref());
+    match (terminated, status.phase.as_deref()) {
+        (Some(t), Some("Succeeded" | "Failed")) => {
+            Some(PodEnd { exit_code: t.exit_code, message: t.message.clone(), reason: t.reason.clone() })
+        }
+        // Failed before its container ran (an unknown image, an admission error).
+        (None, Some("Failed")) => Some(PodEnd { exit_code: -1, message: status.message.clone(), reason: status.reason.clone() }),
+        _ => None,
+    }
+}
+
+fn update_conditions(sector: &Sector, status: &mut SectorStatus, now: Timestamp) {
+    let generation = sector.metadata.generation;
+    let record = &status.record;
+    let error = record.last_error.as_ref().map(|e| format!("{} error in {}: {}", e.level, e.step, e.message));
+    let paused = match &record.paused {
+        Some(p) if p.reason == PauseReason::Error => Desired {
+            type_: "Paused",
+            status: true,
+            reason: "Error",
+            message: format!("{}; fix the cause, then resume (kubectl sealing resume {})", error.clone().unwrap_or_default(), sector.name_any()),
+        },
+        Some(_) => Desired { type_: "Paused", status: true, reason: "Requested", message: "paused by spec.paused".into() },
+        None => Desired { type_: "Paused", status: false, reason: "Running", message: String::new() },
+    };
+    let sealing = match (record.state, hold(record, now)) {
+        (State::Finished, _) => Desired { type_: "Sealing", status: false, reason: "Finished", message: "the sector is sealed and on chain".into() },
+        (State::Aborted, _) => Desired { type_: "Sealing", status: false, reason: "Aborted", message: error.unwrap_or_else(|| "aborted".into()) },
+        (_, Some(Hold::Paused)) => Desired { type_: "Sealing", status: false, reason: "Paused", message: String::new() },
+        (state, Some(Hold::BackingOff { until })) => Desired {
+            type_: "Sealing",
+            status: true,
+            reason: "BackingOff",
+            message: format!("in {state}; retrying after {until}: {}", error.unwrap_or_default()),
+        },
+        (state, None) => {
+            let doing = match (&record.running, work(sector.spec.plan, state)) {
+                (Some(r), _) => format!("running {} (attempt {}) on {}", r.step.as_str(), r.attempt, r.node),
+                (None, Some(Work::Pod(step))) => format!("waiting for a slot to run {}", step.as_str()),
+                (None, Some(w)) => format!("waiting for {w}"),
+                (None, None) => String::new(),
+            };
+            Desired { type_: "Sealing", status: true, reason: state.as_str(), message: doing }
+        }
+    };
+    set(&mut status.conditions, paused, generation, now);
+    set(&mut status.conditions, sealing, generation, now);
+    status.observed_generation = generation;
+}
+
+fn next_check(record: &SectorRecord, now: Timestamp) -> Action {
+    match hold(record, now) {
+        Some(Hold::BackingOff { until }) => {
+            let wait = until.duration_since(now).unsigned_abs();
+            Action::requeue(wait.min(Duration::from_secs(300)) + Duration::from_millis(100))
+        }
+        _ => Action::requeue(Duration::from_secs(300)),
+    }
+}
+
+async fn publish(ctx: &Context, sector: &Sector, notes: Vec<Note>) {
+    let reference = sector.object_ref(&());
+    for note in notes {
+        let event = KubeEvent {
+            type_: if note.warning { EventType::Warning } else { EventType::Normal },
+            reason: note.reason.into(),
+            note: Some(note.message),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        if let Err(error) = ctx.recorder.publish(&event, &reference).await {
+            tracing::warn!(%error, "cannot record an event");
+        }
+    }
+}
+
+async fn delete_if_present(pods: &Api<Pod>, name: &str) -> Result<(), Error> {
+    match pods.delete(name, &DeleteParams::default()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A deleted Sector: its pods go with it (owner references); its scratch data is removed by a
+/// cleanup pod in a later change. A sector committed on chain keeps its sealed data unless the
+/// annotation below asks otherwise.
+async fn cleanup(sector: Arc<Sector>, ctx: &Context) -> Result<Action, Error> {
+    let committed = sector.status.as_ref().is_some_and(|s| s.record.commit.as_ref().is_some_and(|c| c.landed_ok()));
+    let message = if committed {
+        "deleted; the sealed sector is committed on chain, so its stored data is kept".to_owned()
+    } else {
+        "deleted".to_owned()
+    };
+    publish(ctx, &sector, vec![Note { warning: false, reason: "Deleted", message }]).await;
+    Ok(Action::await_change())
+}

@@ -1,0 +1,242 @@
+//! Step pods: one pod per (sector, step, attempt), named so a repeated reconcile finds the pod it
+//! already created instead of starting a second one.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    Affinity, Container, EnvVar, HostPathVolumeSource, NodeAffinity, NodeSelector, NodeSelectorRequirement,
+    NodeSelectorTerm, Pod, PodSecurityContext, PodSpec, ResourceRequirements, SecurityContext, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use kube::Resource;
+use kube::api::ObjectMeta;
+
+use crate::core::record::{RunningStep, SectorRecord};
+use crate::core::work::Step;
+use crate::crd::{PhaseSettings, Phases, PieceSource, SealingPool, Sector};
+
+pub const MANAGED_BY: &str = "sealing-operator";
+pub const LABEL_SECTOR: &str = "sealing.filecoin.io/sector";
+pub const LABEL_POOL: &str = "sealing.filecoin.io/pool";
+pub const LABEL_STEP: &str = "sealing.filecoin.io/step";
+pub const LABEL_ATTEMPT: &str = "sealing.filecoin.io/attempt";
+
+/// Where the step container sees the sector's directory, the store and the parameters.
+const SCRATCH_MOUNT: &str = "/sector";
+const STORE_MOUNT: &str = "/store";
+/// Step pods run as this unprivileged user unless the image says otherwise.
+const STEP_UID: i64 = 1000;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PodError {
+    #[error("the sector has no {0} yet, which the {1} step needs")]
+    Missing(&'static str, &'static str),
+    #[error("the sector object has no {0}")]
+    Metadata(&'static str),
+}
+
+/// `<sector>-<step>-<attempt>`; pod names may be 253 characters, sector names too, so a long
+/// sector name is shortened.
+pub fn pod_name(sector: &str, step: Step, attempt: u32) -> String {
+    let suffix = format!("-{}-{attempt}", step.as_str());
+    let keep = 253usize.saturating_sub(suffix.len()).min(sector.len());
+    format!("{}{suffix}", sector[..keep].trim_end_matches(['-', '.']))
+}
+
+pub fn phase(phases: &Phases, step: Step) -> &PhaseSettings {
+    match step {
+        Step::AddPiece => &phases.add_piece,
+        Step::TreeD => &phases.tree_d,
+        Step::PC1 => &phases.pc1,
+        Step::PC2 => &phases.pc2,
+        Step::C1 => &phases.c1,
+        Step::C2 => &phases.c2,
+        Step::SnapEncode => &phases.snap_encode,
+        Step::SnapProve => &phases.snap_prove,
+        Step::CheckSealed => &phases.check_sealed,
+        Step::Persist => &phases.persist,
+    }
+}
+
+/// Steps after Persist work on the sector's copy in long-term storage.
+fn works_in_store(step: Step) -> bool {
+    matches!(step, Step::C1 | Step::C2)
+}
+
+fn needs_params(step: Step) -> bool {
+    matches!(step, Step::C2 | Step::SnapProve)
+}
+
+/// The sector's directory below the pool's scratch and store paths.
+pub fn sector_subdir(sector: &Sector) -> Result<String, PodError> {
+    let ns = sector.metadata.namespace.as_deref().ok_or(PodError::Metadata("namespace"))?;
+    let name = sector.metadata.name.as_deref().ok_or(PodError::Metadata("name"))?;
+    Ok(format!("{ns}/{name}"))
+}
+
+pub fn step_pod(sector: &Sector, pool: &SealingPool, record: &SectorRecord, running: &RunningStep) -> Result<Pod, PodError> {
+    let step = running.step;
+    let name = sector.metadata.name.as_deref().ok_or(PodError::Metadata("name"))?;
+    let subdir = sector_subdir(sector)?;
+    let number = record.sector_number.ok_or(PodError::Missing("sector number", step.as_str()))?;
+    let spec = &sector.spec;
+    let storage = &pool.spec.storage;
+
+    let sector_dir = if works_in_store(step) {
+        format!("{STORE_MOUNT}/{subdir}")
+    } else {
+        SCRATCH_MOUNT.to_owned()
+    };
+    let mut args: Vec<String> = vec![
+        step.as_str().into(),
+        "--sector-dir".into(),
+        sector_dir,
+        "--miner".into(),
+        spec.miner.clone(),
+        "--sector-number".into(),
+        number.to_string(),
+        "--sector-size".into(),
+        spec.sector_size.as_str().into(),
+        "--seal-proof".into(),
+        spec.seal_proof().name(),
+    ];
+    let ticket = || record.ticket.as_ref().map(|t| t.value.clone()).ok_or(PodError::Missing("ticket", step.as_str()));
+    let seed = || record.seed.as_ref().map(|s| s.value.clone()).ok_or(PodError::Missing("seed", step.as_str()));
+
+    let mut volumes = vec![host_path("scratch", &format!("{}/{subdir}", storage.scratch_path), "DirectoryOrCreate")];
+    let mut mounts = vec![mount("scratch", SCRATCH_MOUNT, false)];
+    match step {
+        Step::AddPiece => {
+            for (i, piece) in spec.pieces.iter().enumerate() {
+                let source = match &piece.source {
+                    PieceSource { url: Some(url), .. } => url.clone(),
+                    PieceSource { path: Some(path), .. } => {
+                        let volume = format!("piece-{i}");
+                        volumes.push(host_path(&volume, path, "File"));
+                        mounts.push(mount(&volume, path, true));
+                        path.clone()
+                    }
+                    PieceSource { url: None, path: None } => return Err(PodError::Missing("piece source", "add-piece")),
+                };
+                args.extend(["--piece".into(), source, "--piece-cid".into(), piece.cid.clone()]);
+            }
+        }
+        Step::PC1 => args.extend(["--ticket".into(), ticket()?]),
+        Step::C1 => args.extend(["--ticket".into(), ticket()?, "--seed".into(), seed()?]),
+        Step::Persist => args.extend(["--store-dir".into(), format!("{STORE_MOUNT}/{subdir}")]),
+        _ => {}
+    }
+    if matches!(step, Step::Persist) || works_in_store(step) {
+        volumes.push(host_path("store", &storage.store_path, "DirectoryOrCreate"));
+        mounts.push(mount("store", STORE_MOUNT, false));
+    }
+    let cache = &pool.spec.params.cache_path;
+    let mut env = vec![EnvVar { name: "FIL_PROOFS_PARAMETER_CACHE".into(), value: Some(cache.clone()), ..Default::default() }];
+    if needs_params(step) {
+        volumes.push(host_path("params", cache, "Directory"));
+        mounts.push(mount("params", cache, true));
+    }
+    env.push(EnvVar { name: "RUST_LOG".into(), value: Some("info".into()), ..Default::default() });
+
+    let settings = phase(&pool.spec.phases, step);
+    let mut requests = BTreeMap::new();
+    let mut limits = BTreeMap::new();
+    if let Some(cpu) = &settings.cpu {
+        requests.insert("cpu".to_owned(), cpu.clone());
+    }
+    if let Some(memory) = &settings.memory {
+        requests.insert("memory".to_owned(), memory.clone());
+        limits.insert("memory".to_owned(), memory.clone());
+    }
+    if settings.gpus > 0 {
+        limits.insert(pool.spec.gpu_resource.clone(), Quantity(settings.gpus.to_string()));
+    }
+
+    let labels = BTreeMap::from([
+        ("app.kubernetes.io/managed-by".to_owned(), MANAGED_BY.to_owned()),
+        (LABEL_SECTOR.to_owned(), name.to_owned()),
+        (LABEL_POOL.to_owned(), spec.pool.clone()),
+        (LABEL_STEP.to_owned(), step.as_str().to_owned()),
+        (LABEL_ATTEMPT.to_owned(), running.attempt.to_string()),
+    ]);
+    let owner = sector.controller_owner_ref(&()).ok_or(PodError::Metadata("uid"))?;
+    Ok(Pod {
+        metadata: ObjectMeta {
+            name: Some(pod_name(name, step, running.attempt)),
+            namespace: sector.metadata.namespace.clone(),
+            labels: Some(labels),
+            owner_references: Some(vec![owner]),
+            ..Default::default()
+        },
+        spec: Some(PodSpec {
+            restart_policy: Some("Never".into()),
+            automount_service_account_token: Some(false),
+            enable_service_links: Some(false),
+            node_selector: (!pool.spec.node_selector.is_empty()).then(|| pool.spec.node_selector.clone()),
+            affinity: Some(pin_to_node(pool.spec.affinity.clone(), &running.node)),
+            tolerations: (!pool.spec.tolerations.is_empty()).then(|| pool.spec.tolerations.clone()),
+            security_context: Some(PodSecurityContext {
+                run_as_non_root: Some(true),
+                run_as_user: Some(STEP_UID),
+                run_as_group: Some(STEP_UID),
+                ..Default::default()
+            }),
+            containers: vec![Container {
+                name: "step".into(),
+                image: Some(pool.spec.image.clone()),
+                image_pull_policy: pool.spec.image_pull_policy.clone(),
+                args: Some(args),
+                env: Some(env),
+                volume_mounts: Some(mounts),
+                resources: Some(ResourceRequirements {
+                    requests: (!requests.is_empty()).then_some(requests),
+                    limits: (!limits.is_empty()).then_some(limits),
+                    ..Default::default()
+                }),
+                termination_message_policy: Some("FallbackToLogsOnError".into()),
+                security_context: Some(SecurityContext {
+                    allow_privilege_escalation: Some(false),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+            volumes: Some(volumes),
+            ..Default::default()
+        }),
+        status: None,
+    })
+}
+
+fn host_path(name: &str, path: &str, type_: &str) -> Volume {
+    Volume {
+        name: name.into(),
+        host_path: Some(HostPathVolumeSource { path: path.into(), type_: Some(type_.into()) }),
+        ..Default::default()
+    }
+}
+
+fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
+    VolumeMount { name: name.into(), mount_path: path.into(), read_only: read_only.then_some(true), ..Default::default() }
+}
+
+/// Adds "on this node" to every required node-selector term of the pool's affinity: terms are
+/// ORed, so appending a term of its own would let the pod run elsewhere.
+pub fn pin_to_node(affinity: Option<Affinity>, node: &str) -> Affinity {
+    let requirement = NodeSelectorRequirement {
+        key: "kubernetes.io/hostname".into(),
+        operator: "In".into(),
+        values: Some(vec![node.into()]),
+    };
+    let mut affinity = affinity.unwrap_or_default();
+    let node_affinity = affinity.node_affinity.get_or_insert_with(NodeAffinity::default);
+    let required = node_affinity
+        .required_during_scheduling_ignored_during_execution
+        .get_or_insert_with(|| NodeSelector { node_selector_terms: vec![] });
+    if required.node_selector_terms.is_empty() {
+        required.node_selector_terms.push(NodeSelectorTerm::default());
+    }
+    for term in &mut required.node_selector_terms {
+        term.match_expressions.get_or_insert_with(Vec::new).push(requirement.clone());
+    }
+    affinity
+}
