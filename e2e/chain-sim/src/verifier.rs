@@ -156,3 +156,30 @@ impl ProofVerifier for FilecoinProofs {
             .map_err(|e| format!("{e:#}"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use fvm_shared::commcid::data_commitment_v1_to_cid;
+
+    use super::*;
+
+    #[test]
+    fn zero_comm_d_of_a_2kib_sector_is_the_known_cid() {
+        let comm_d = FilecoinProofs.zero_comm_d(RegisteredSealProof::StackedDRG2KiBV1P1).unwrap();
+        assert_eq!(
+            data_commitment_v1_to_cid(&comm_d).unwrap().to_string(),
+            "baga6ea4seaqpy7usqklokfx2vxuynmupslkeutzexe2uqurdg5vhtebhxqmpqmy"
+        );
+    }
+
+    #[test]
+    fn proof_types_map_as_ref_fvm_maps_them() {
+        assert_eq!(seal_proof(RegisteredSealProof::StackedDRG2KiBV1P1).unwrap(), proofs::RegisteredSealProof::StackedDrg2KiBV1_1);
+        assert_eq!(
+            window_post_proof(RegisteredPoStProof::StackedDRGWindow2KiBV1P1).unwrap(),
+            proofs::RegisteredPoStProof::StackedDrgWindow2KiBV1_2
+        );
+        assert!(window_post_proof(RegisteredPoStProof::StackedDRGWinning2KiBV1).is_err());
+        assert!(seal_proof(RegisteredSealProof::StackedDRG2KiBV1P2_Feat_NiPoRep).is_err());
+    }
+}

@@ -268,3 +268,26 @@ async fn epochs_advance_on_the_clock() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn aggregate_prove_commit_goes_through_the_aggregate_verifier() {
+    // Without the SnarkPack SRS (v28-fil-inner-product-v1.srs, which cannot be made locally) the
+    // verifier cannot accept any aggregate; a bogus one must be refused with 16 either way.
+    let h = start(manual_clock()).await;
+    let head = h.head().await;
+    let infos: Vec<_> = (20..24).map(|n| h.precommit_info(n, head - 10, head)).collect();
+    let params = PreCommitSectorBatchParams2 { sectors: infos };
+    let msg = miner_message(h.miner, h.worker, MinerMethod::PreCommitSectorBatch2, &params, TokenAmount::from_atto(0)).unwrap();
+    let signed = h.client.mpool_push_message(&msg, None).await.unwrap();
+    assert_eq!(h.land(&signed).await, ExitCode::OK);
+    let pc = h.client.state_sector_precommit_info(&h.miner, 20, &TipSetKey::head()).await.unwrap().unwrap();
+    h.control.advance_epochs(SimConfig::default().policy.pre_commit_challenge_delay as u64 + 1).await.unwrap();
+    assert!(h.head().await > SimConfig::default().policy.seed_epoch(pc.pre_commit_epoch));
+
+    let commit = filecoin_chain::methods::prove_commit_aggregate((20..24).collect(), vec![0x5a; 1024], true).unwrap();
+    let msg = miner_message(h.miner, h.worker, MinerMethod::ProveCommitSectors3, &commit, TokenAmount::from_atto(0)).unwrap();
+    let signed = h.client.mpool_push_message(&msg, None).await.unwrap();
+    assert_eq!(h.land(&signed).await, ExitCode::USR_ILLEGAL_ARGUMENT);
+    assert!(h.client.state_sector_get_info(&h.miner, 20, &TipSetKey::head()).await.unwrap().is_none());
+    assert_eq!(h.control.message_counts().await.unwrap().by_sector[&23][&34], 1);
+}
