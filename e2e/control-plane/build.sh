@@ -21,6 +21,7 @@ log() { echo "build.sh: $*" >&2; }
 have_all() {
   local d=$1 b
   for b in "${binaries[@]}"; do [[ -x "$d/$b" ]] || return 1; done
+  [[ -f "$d/kwok-stages/.complete" ]]
 }
 
 if have_all "$bin"; then
@@ -122,10 +123,27 @@ build_kwok() {
   mv "$bin/kwok.tmp" "$bin/kwok"
 }
 
+# kwok does nothing without Stage objects; use the "fast" node/pod stages and the lease
+# heartbeat that kwok ships in its module (what kwokctl applies by default).
+kwok_stages() {
+  [[ -f "$bin/kwok-stages/.complete" ]] && return 0
+  local dir
+  dir=$(cd "$work" && go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",*$/\1/p')
+  [[ -d "$dir/kustomize/stage" ]] || { log "sigs.k8s.io/kwok@$KWOK_VERSION has no kustomize/stage directory"; return 1; }
+  rm -rf "$bin/kwok-stages" && mkdir -p "$bin/kwok-stages"
+  local f
+  for f in "$dir"/kustomize/stage/node/fast/*.yaml "$dir"/kustomize/stage/node/heartbeat-with-lease/*.yaml \
+    "$dir"/kustomize/stage/pod/fast/*.yaml; do
+    [[ $(basename "$f") == kustomization.yaml ]] || cp "$f" "$bin/kwok-stages/"
+  done
+  touch "$bin/kwok-stages/.complete"
+}
+
 start=$SECONDS
 build_kubernetes
 build_etcd
 build_kwok
+kwok_stages
 
 "$bin/kube-apiserver" --version >&2
 "$bin/etcd" --version | head -1 >&2

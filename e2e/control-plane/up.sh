@@ -7,7 +7,7 @@
 #
 #   SEALING_STATE_DIR   state directory (default /tmp/sealing-e2e-control-plane)
 #   SEALING_START_KWOK  1 = also run kwok for Nodes annotated kwok.x-k8s.io/node=fake
-#   SEALING_*_PORT      fixed ports (APISERVER, ETCD, ETCD_PEER, SCHEDULER, CONTROLLER_MANAGER);
+#   SEALING_*_PORT      fixed ports (APISERVER, ETCD, ETCD_PEER, SCHEDULER, CONTROLLER_MANAGER, KWOK);
 #                       free ports are chosen when unset, so several runs can share a machine.
 # Prints the kubeconfig path on stdout. Stop everything with down.sh.
 set -euo pipefail
@@ -147,9 +147,14 @@ wait_for "kube-controller-manager /healthz" 60 curl -sfk "https://127.0.0.1:$kcm
 wait_for "the default ServiceAccount" 60 api /api/v1/namespaces/default/serviceaccounts/default
 
 if [[ "${SEALING_START_KWOK:-0}" == 1 ]]; then
-  launch kwok "$bin/kwok" --kubeconfig "$state/kubeconfig" \
+  stages=()
+  for f in "$bin"/kwok-stages/*.yaml; do stages+=(--config "$f"); done
+  kwok_port=${SEALING_KWOK_PORT:-$(free_port)}
+  launch kwok "$bin/kwok" --kubeconfig "$state/kubeconfig" "${stages[@]}" \
     --manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
-    --cidr=10.244.0.0/16 --node-ip=127.0.0.1 --node-lease-duration-seconds=40
+    --cidr=10.244.0.0/16 --node-ip=127.0.0.1 --node-lease-duration-seconds=40 \
+    --server-address "127.0.0.1:$kwok_port"
+  wait_for "kwok /healthz" 60 curl -sf "http://127.0.0.1:$kwok_port/healthz"
 fi
 
 cat >"$state/env" <<ENV

@@ -29,6 +29,8 @@ impl LocalControlPlane {
         let started = Instant::now();
         let output = Command::new(scripts.join("up.sh"))
             .env("SEALING_STATE_DIR", state_dir)
+            // kwok fakes large numbers of Nodes (annotated kwok.x-k8s.io/node=fake) for scale tests.
+            .env("SEALING_START_KWOK", "1")
             .stderr(std::process::Stdio::inherit())
             .output()
             .map_err(|e| HarnessError::Script { script: "up.sh".into(), message: e.to_string() })?;

@@ -1,5 +1,5 @@
 //! The node agent's Nodes: registration, capacity, Ready heartbeats, and what happens to a
-//! running pod when the agent crashes and comes back.
+//! running pod when the agent crashes and comes back; kwok's fake Nodes.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,8 +17,12 @@ use serde_json::json;
 use crate::support::{create_pod, process_exited, read_pid, terminated};
 
 pub fn tests() -> Vec<E2eTest> {
-    // Both look at the agent's own nodes, disks and processes.
-    e2e_tests![local_only: nodes_are_ready_with_gpu_capacity_and_renewed_leases, slow_agent_crash_fails_running_pod_and_kills_it]
+    // They look at the agent's own nodes, disks and processes, or need the local kwok.
+    e2e_tests![
+        local_only: nodes_are_ready_with_gpu_capacity_and_renewed_leases,
+        slow_agent_crash_fails_running_pod_and_kills_it,
+        kwok_fake_gpu_nodes_are_ready_and_take_pods,
+    ]
 }
 
 async fn nodes_are_ready_with_gpu_capacity_and_renewed_leases(cluster: Arc<Cluster>) -> anyhow::Result<()> {
@@ -127,5 +131,54 @@ async fn slow_agent_crash_fails_running_pod_and_kills_it(cluster: Arc<Cluster>) 
     wait::wait_deleted(&pods, "long-step", &uid, Duration::from_secs(60)).await?;
     agent.stop();
     nodes.delete(NODE, &DeleteParams::default()).await.context("removing the crash node")?;
+    Ok(())
+}
+
+/// kwok (started with the local control plane) keeps fake GPU Nodes Ready and runs the pods
+/// bound to them on paper, which scale tests use to simulate clusters larger than this machine.
+async fn kwok_fake_gpu_nodes_are_ready_and_take_pods(cluster: Arc<Cluster>) -> anyhow::Result<()> {
+    let nodes: Api<Node> = Api::all(cluster.client.clone());
+    let names: Vec<String> = (0..3).map(|i| format!("kwok-gpu-{i}")).collect();
+    for name in &names {
+        let node: Node = serde_json::from_value(json!({
+            "metadata": {
+                "name": name,
+                "annotations": {"kwok.x-k8s.io/node": "fake"},
+                "labels": {"type": "kwok", "nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"},
+            },
+            "spec": {"taints": [{"key": "kwok.x-k8s.io/node", "value": "fake", "effect": "NoSchedule"}]},
+            "status": {
+                "capacity": {"cpu": "64", "memory": "512Gi", "pods": "110", "nvidia.com/gpu": "8"},
+                "allocatable": {"cpu": "64", "memory": "512Gi", "pods": "110", "nvidia.com/gpu": "8"},
+            },
+        }))?;
+        nodes.create(&Default::default(), &node).await.with_context(|| format!("creating {name}"))?;
+    }
+    for name in &names {
+        wait::wait_for(&nodes, name, Duration::from_secs(60), "kwok node to be Ready", |n: Option<&Node>| {
+            n.is_some_and(wait::node_is_ready)
+        })
+        .await?;
+    }
+    let ns = cluster.namespace("kwok").await?;
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), &ns);
+    create_pod(
+        &pods,
+        json!({
+            "metadata": {"name": "c2-on-h100"},
+            "spec": {
+                "nodeSelector": {"type": "kwok"},
+                "tolerations": [{"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}],
+                "containers": [{"name": "c2", "image": "sealer-pod:dev", "resources": {"limits": {"nvidia.com/gpu": "8"}}}],
+            }
+        }),
+    )
+    .await?;
+    let pod = wait::wait_for(&pods, "c2-on-h100", Duration::from_secs(60), "pod to run on a kwok node", wait::pod_running).await?;
+    let node = pod.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default();
+    ensure!(names.contains(&node), "pod placed on {node}");
+    for name in &names {
+        nodes.delete(name, &DeleteParams::default()).await?;
+    }
     Ok(())
 }
