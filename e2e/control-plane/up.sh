@@ -29,8 +29,13 @@ fi
 mkdir -p "$state"/{pki,logs,pids,etcd}
 start=$SECONDS
 
+# A random port in 20000-59999 that nothing accepts connections on.
 free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+  local port
+  while :; do
+    port=$((20000 + RANDOM % 40000))
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return; }
+  done
 }
 api_port=${SEALING_APISERVER_PORT:-$(free_port)}
 etcd_port=${SEALING_ETCD_PORT:-$(free_port)}

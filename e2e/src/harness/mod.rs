@@ -256,6 +256,18 @@ impl Cluster {
         Ok(names)
     }
 
+    /// How many `nvidia.com/gpu` node `name` can allocate.
+    pub async fn node_gpus(&self, name: &str) -> Result<u32, HarnessError> {
+        let node = Api::<Node>::all(self.client.clone()).get(name).await?;
+        let gpus = node
+            .status
+            .and_then(|s| s.allocatable)
+            .and_then(|a| a.get("nvidia.com/gpu").map(|q| q.0.clone()))
+            .and_then(|q| q.parse().ok())
+            .unwrap_or(0);
+        Ok(gpus)
+    }
+
     /// Fails when the harness's node agent has died.
     pub fn check_agent(&self) -> Result<(), HarnessError> {
         match self.agent.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {

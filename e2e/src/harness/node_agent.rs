@@ -15,8 +15,9 @@ use super::{Binaries, HarnessError};
 pub const GPU_NODE: &str = "gpu-1";
 /// A node without GPUs.
 pub const CPU_NODE: &str = "cpu-1";
-/// An image that stands for `/bin/sh` on the agent's nodes.
-pub const SHELL_IMAGE: &str = "local/shell:latest";
+/// An image with `/bin/sh` (busybox on kind; `/bin/sh` itself on the agent's nodes). Not
+/// `:latest`, which would make a kubelet try to pull it.
+pub const SHELL_IMAGE: &str = "local/shell:e2e";
 /// Shared as is by every node (the proof parameter cache).
 pub const PARAMETER_CACHE: &str = "/var/tmp/filecoin-proof-parameters";
 
