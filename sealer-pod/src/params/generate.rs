@@ -26,6 +26,7 @@ use super::catalog::{ParamKind, ParamSet, path_in};
 use super::check::{self, Depth, FileStatus};
 use super::manifest::{self, LocalEntry};
 use crate::error::{StepError, StepResult};
+use crate::fault;
 use crate::fsutil;
 use crate::sector::SectorSize;
 
@@ -51,7 +52,7 @@ pub fn ensure(cache: &Path, sets: &[ParamSet]) -> StepResult<Vec<Outcome>> {
 
     let mut outcomes = Vec::new();
     for set in sets {
-        let reports = check::check_sets(cache, std::slice::from_ref(set), Depth::Quick)?;
+        let reports = check::check_sets(cache, std::slice::from_ref(set), Depth::Digest)?;
         if reports.iter().all(|r| r.status == FileStatus::Ok) {
             outcomes.push(Outcome {
                 kind: set.kind.to_string(),
@@ -103,6 +104,7 @@ fn generate_staged(cache: &Path, set: &ParamSet) -> StepResult<Vec<String>> {
         ));
     }
 
+    fault::point("params-generate", "before-install");
     let mut local = manifest::read_local(cache)?;
     // The pair must match: install the verifying key and metadata before the params file,
     // so a present `.params` always has its own `.vk` beside it.
