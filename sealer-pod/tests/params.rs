@@ -5,12 +5,8 @@ mod common;
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
-use std::thread;
 
 use common::*;
 use serde_json::json;
@@ -79,41 +75,6 @@ fn slow_generate_only_what_is_missing_survives_a_kill_and_check_finds_damage() {
     params(work, &cache, &["check"]).ok();
 }
 
-/// Serves `files` (path → body) over HTTP/1.1 on a loopback port until the test process ends.
-fn serve(files: HashMap<String, Vec<u8>>) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let files = Arc::new(files);
-    thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let files = files.clone();
-            thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut request = String::new();
-                reader.read_line(&mut request).unwrap();
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap() == 0 || line == "\r\n" {
-                        break;
-                    }
-                }
-                let path = request.split_whitespace().nth(1).unwrap_or("/").to_string();
-                let mut stream = stream;
-                match files.get(&path) {
-                    Some(body) => {
-                        write!(stream, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).unwrap();
-                        stream.write_all(body).unwrap();
-                    }
-                    None => {
-                        write!(stream, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
-                    }
-                }
-            });
-        }
-    });
-    format!("http://{addr}/ipfs/")
-}
-
 #[test]
 fn slow_fetch_installs_files_only_when_their_digest_matches() {
     let tmp = tempdir();
@@ -125,11 +86,14 @@ fn slow_fetch_installs_files_only_when_their_digest_matches() {
 
     let body_params = fs::read(source.join(WINDOW_PARAMS)).unwrap();
     let body_vk = fs::read(source.join(WINDOW_VK)).unwrap();
-    let base = serve(HashMap::from([
+    let base = serve(
+        HashMap::from([
         ("/ipfs/QmParams".to_string(), body_params.clone()),
         ("/ipfs/QmVk".to_string(), body_vk.clone()),
-        ("/ipfs/QmVkTampered".to_string(), body_vk[..body_vk.len() - 1].to_vec()),
-    ]));
+            ("/ipfs/QmVkTampered".to_string(), body_vk[..body_vk.len() - 1].to_vec()),
+        ]),
+        &[],
+    ) + "/ipfs/";
     let published = |vk_cid: &str| {
         json!({
             WINDOW_PARAMS: {"cid": "QmParams", "digest": manifest[WINDOW_PARAMS]["digest"], "sector_size": 2048},

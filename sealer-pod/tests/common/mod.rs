@@ -2,8 +2,13 @@
 //! from the termination-message file and checked against the last line of stdout.
 #![allow(dead_code)]
 
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
+use std::thread;
 
 use serde_json::Value;
 
@@ -132,4 +137,45 @@ pub fn mkdir(parent: &Path, name: &str) -> PathBuf {
     let p = parent.join(name);
     std::fs::create_dir_all(&p).expect("mkdir");
     p
+}
+
+/// Serves `files` (URL path → body) over HTTP/1.1 on a loopback port until the test process
+/// ends. Paths in `short` announce 100 bytes more than they send, like a dropped connection.
+pub fn serve(files: HashMap<String, Vec<u8>>, short: &[&str]) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let addr = listener.local_addr().expect("local addr");
+    let files = Arc::new(files);
+    let short: Arc<Vec<String>> = Arc::new(short.iter().map(|s| s.to_string()).collect());
+    thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let (files, short) = (files.clone(), short.clone());
+            thread::spawn(move || {
+                let Ok(read_half) = stream.try_clone() else { return };
+                let mut reader = BufReader::new(read_half);
+                let mut request = String::new();
+                if reader.read_line(&mut request).is_err() {
+                    return;
+                }
+                loop {
+                    let mut line = String::new();
+                    match reader.read_line(&mut line) {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) if line == "\r\n" => break,
+                        Ok(_) => {}
+                    }
+                }
+                let path = request.split_whitespace().nth(1).unwrap_or("/").to_string();
+                let mut stream = stream;
+                let _ = match files.get(&path) {
+                    Some(body) => {
+                        let extra = if short.contains(&path) { 100 } else { 0 };
+                        write!(stream, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len() + extra)
+                            .and_then(|_| stream.write_all(body))
+                    }
+                    None => write!(stream, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+                };
+            });
+        }
+    });
+    format!("http://{addr}")
 }
