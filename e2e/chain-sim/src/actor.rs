@@ -189,10 +189,10 @@ impl MinerActor {
         if !has_prefix(&s.sealed_cid, FIL_COMMITMENT_SEALED, POSEIDON_BLS12_381_A1_FC1) {
             return Err(illegal_argument(format!("sealed CID had wrong prefix: {}", s.sealed_cid)));
         }
-        if let Some(u) = &s.unsealed_cid.0 {
-            if !has_prefix(u, FIL_COMMITMENT_UNSEALED, SHA2_256_TRUNC254_PADDED) {
-                return Err(illegal_argument(format!("unsealed CID had wrong prefix: {u}")));
-            }
+        if let Some(u) = &s.unsealed_cid.0
+            && !has_prefix(u, FIL_COMMITMENT_UNSEALED, SHA2_256_TRUNC254_PADDED)
+        {
+            return Err(illegal_argument(format!("unsealed CID had wrong prefix: {u}")));
         }
         if s.seal_rand_epoch >= curr {
             return Err(illegal_argument(format!(
@@ -341,10 +341,10 @@ impl MinerActor {
             }
         }
 
-        if let Some(first) = failures.values().next() {
-            if params.require_activation_success || failures.len() == n {
-                return Err(first.clone());
-            }
+        if let Some(first) = failures.values().next()
+            && (params.require_activation_success || failures.len() == n)
+        {
+            return Err(first.clone());
         }
         for (i, pc) in candidates {
             if failures.contains_key(&i) {

@@ -548,7 +548,8 @@ mod tests {
     #[test]
     fn precommit_checks_mirror_the_actor() {
         let mut c = chain();
-        let cases: Vec<(&str, Box<dyn Fn(&mut SectorPreCommitInfo, ChainEpoch)>)> = vec![
+        type Mutation = Box<dyn Fn(&mut SectorPreCommitInfo, ChainEpoch)>;
+        let cases: Vec<(&str, Mutation)> = vec![
             ("ticket too old", Box::new(|i, head| i.seal_rand_epoch = head - 3780 - 5)),
             ("ticket from the future", Box::new(|i, head| i.seal_rand_epoch = head + 1)),
             ("unsealed CID as CommR", Box::new(|i, _| i.sealed_cid = data_commitment_v1_to_cid(&[1; 32]).unwrap())),

@@ -173,8 +173,7 @@ mod tests {
         let mut c = SimConfig::default();
         c.policy.window_post.proving_period = 100;
         assert!(c.validate().unwrap_err().to_string().contains("provingPeriod"));
-        let mut c = SimConfig::default();
-        c.seal_proofs = vec![8];
+        let c = SimConfig { seal_proofs: vec![8], ..SimConfig::default() };
         assert!(c.validate().unwrap_err().to_string().contains("seal proof 8"));
     }
 }

@@ -49,10 +49,10 @@ impl SimState {
         loop {
             {
                 let chain = self.lock();
-                if let Some(lookup) = chain.lookup(&cid) {
-                    if chain.head() >= lookup.height + confidence {
-                        return lookup;
-                    }
+                if let Some(lookup) = chain.lookup(&cid)
+                    && chain.head() >= lookup.height + confidence
+                {
+                    return lookup;
                 }
             }
             if rx.changed().await.is_err() {
