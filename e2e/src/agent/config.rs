@@ -110,10 +110,14 @@ impl AgentConfig {
             )));
         }
         if self.nodes.is_empty() {
-            return Err(ConfigError::Invalid("nodes: at least one node is required".into()));
+            return Err(ConfigError::Invalid(
+                "nodes: at least one node is required".into(),
+            ));
         }
         if self.heartbeat_seconds == 0 {
-            return Err(ConfigError::Invalid("heartbeatSeconds must be at least 1".into()));
+            return Err(ConfigError::Invalid(
+                "heartbeatSeconds must be at least 1".into(),
+            ));
         }
         for p in &self.pass_through_paths {
             if !p.is_absolute() {
@@ -132,7 +136,10 @@ impl AgentConfig {
                 )));
             }
             if !names.insert(node.name.as_str()) {
-                return Err(ConfigError::Invalid(format!("node {:?} is listed twice", node.name)));
+                return Err(ConfigError::Invalid(format!(
+                    "node {:?} is listed twice",
+                    node.name
+                )));
             }
             for (resource, q) in &node.capacity {
                 kube_quantity::ParsedQuantity::try_from(q).map_err(|e| {
@@ -145,9 +152,17 @@ impl AgentConfig {
         }
         for image in &self.images {
             if image.image.is_empty() {
-                return Err(ConfigError::Invalid("images: an entry has an empty image".into()));
+                return Err(ConfigError::Invalid(
+                    "images: an entry has an empty image".into(),
+                ));
             }
-            for exe in image.entrypoint.first().map(PathBuf::from).iter().chain(image.paths.values()) {
+            for exe in image
+                .entrypoint
+                .first()
+                .map(PathBuf::from)
+                .iter()
+                .chain(image.paths.values())
+            {
                 if !exe.is_absolute() {
                     return Err(ConfigError::Invalid(format!(
                         "image {}: binary {} must be an absolute host path",
@@ -188,7 +203,9 @@ fn is_dns_subdomain(name: &str) -> bool {
         && name.len() <= 253
         && name.split('.').all(|label| {
             !label.is_empty()
-                && label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         })
@@ -228,9 +245,18 @@ images:
     fn images_match_by_repository_and_prefix_most_specific_first() {
         let c = config(BASE).unwrap();
         let ep = |img: &str| c.image(img).map(|i| i.entrypoint[0].clone());
-        assert_eq!(ep("ghcr.io/x/sealer-pod:v1").as_deref(), Some("/opt/bin/sealer-pod"));
-        assert_eq!(ep("ghcr.io/x/sealer-pod@sha256:abc").as_deref(), Some("/opt/bin/sealer-pod"));
-        assert_eq!(ep("ghcr.io/x/sealer-pod").as_deref(), Some("/opt/bin/sealer-pod"));
+        assert_eq!(
+            ep("ghcr.io/x/sealer-pod:v1").as_deref(),
+            Some("/opt/bin/sealer-pod")
+        );
+        assert_eq!(
+            ep("ghcr.io/x/sealer-pod@sha256:abc").as_deref(),
+            Some("/opt/bin/sealer-pod")
+        );
+        assert_eq!(
+            ep("ghcr.io/x/sealer-pod").as_deref(),
+            Some("/opt/bin/sealer-pod")
+        );
         assert_eq!(ep("local/shell:latest").as_deref(), Some("/bin/sh"));
         assert_eq!(ep("local/special").as_deref(), Some("/bin/true"));
         assert_eq!(ep("ghcr.io/x/sealer-pod-other"), None);
@@ -239,8 +265,14 @@ images:
 
     #[test]
     fn tag_and_digest_are_stripped_but_registry_ports_kept() {
-        assert_eq!(strip_tag_and_digest("registry:5000/a/b:tag"), "registry:5000/a/b");
-        assert_eq!(strip_tag_and_digest("registry:5000/a/b"), "registry:5000/a/b");
+        assert_eq!(
+            strip_tag_and_digest("registry:5000/a/b:tag"),
+            "registry:5000/a/b"
+        );
+        assert_eq!(
+            strip_tag_and_digest("registry:5000/a/b"),
+            "registry:5000/a/b"
+        );
         assert_eq!(strip_tag_and_digest("a/b:tag@sha256:00"), "a/b");
     }
 
@@ -252,10 +284,23 @@ images:
         let err = config(&bad_quantity).unwrap_err().to_string();
         assert!(err.contains("memory") && err.contains("lots"), "{err}");
         let relative = BASE.replace("rootDir: /tmp/nodes", "rootDir: nodes");
-        assert!(config(&relative).unwrap_err().to_string().contains("rootDir"));
+        assert!(
+            config(&relative)
+                .unwrap_err()
+                .to_string()
+                .contains("rootDir")
+        );
         let unknown_key = BASE.replace("rootDir:", "rootDirectory:");
-        assert!(matches!(config(&unknown_key), Err(ConfigError::Parse { .. })));
+        assert!(matches!(
+            config(&unknown_key),
+            Err(ConfigError::Parse { .. })
+        ));
         let relative_bin = BASE.replace("[/bin/true]", "[true]");
-        assert!(config(&relative_bin).unwrap_err().to_string().contains("local/special"));
+        assert!(
+            config(&relative_bin)
+                .unwrap_err()
+                .to_string()
+                .contains("local/special")
+        );
     }
 }

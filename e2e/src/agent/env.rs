@@ -9,18 +9,35 @@ use kube_quantity::ParsedQuantity;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum EnvError {
-    #[error("env {var}: fieldRef {path:?} is not supported (supported: metadata.name, metadata.namespace, metadata.uid, metadata.labels['k'], metadata.annotations['k'], spec.nodeName, spec.serviceAccountName, status.hostIP(s), status.podIP(s))")]
+    #[error(
+        "env {var}: fieldRef {path:?} is not supported (supported: metadata.name, metadata.namespace, metadata.uid, metadata.labels['k'], metadata.annotations['k'], spec.nodeName, spec.serviceAccountName, status.hostIP(s), status.podIP(s))"
+    )]
     UnsupportedField { var: String, path: String },
-    #[error("env {var}: resourceFieldRef {resource:?} is not supported (supported: limits/requests.cpu, .memory, .ephemeral-storage)")]
+    #[error(
+        "env {var}: resourceFieldRef {resource:?} is not supported (supported: limits/requests.cpu, .memory, .ephemeral-storage)"
+    )]
     UnsupportedResource { var: String, resource: String },
     #[error("env {var}: resourceFieldRef names container {container:?}, which is not in the pod")]
     UnknownContainer { var: String, container: String },
     #[error("env {var}: {what} {value:?} is not a valid quantity")]
-    BadQuantity { var: String, what: &'static str, value: String },
+    BadQuantity {
+        var: String,
+        what: &'static str,
+        value: String,
+    },
     #[error("env {var}: {kind} {name:?} has no key {key:?}")]
-    MissingKey { var: String, kind: &'static str, name: String, key: String },
+    MissingKey {
+        var: String,
+        kind: &'static str,
+        name: String,
+        key: String,
+    },
     #[error("env {var}: {kind} {name:?} was not found")]
-    MissingObject { var: String, kind: &'static str, name: String },
+    MissingObject {
+        var: String,
+        kind: &'static str,
+        name: String,
+    },
     #[error("env {var}: valueFrom has no source")]
     EmptySource { var: String },
 }
@@ -61,20 +78,39 @@ pub fn container_env(
     for from in container.env_from.iter().flatten() {
         let prefix = from.prefix.clone().unwrap_or_default();
         let (kind, name, optional, data) = if let Some(cm) = &from.config_map_ref {
-            ("ConfigMap", cm.name.clone(), cm.optional.unwrap_or(false), sources.config_maps.get(&cm.name))
+            (
+                "ConfigMap",
+                cm.name.clone(),
+                cm.optional.unwrap_or(false),
+                sources.config_maps.get(&cm.name),
+            )
         } else if let Some(s) = &from.secret_ref {
-            ("Secret", s.name.clone(), s.optional.unwrap_or(false), sources.secrets.get(&s.name))
+            (
+                "Secret",
+                s.name.clone(),
+                s.optional.unwrap_or(false),
+                sources.secrets.get(&s.name),
+            )
         } else {
             continue;
         };
         match data {
             Some(data) => {
                 for (k, v) in data {
-                    env.set(format!("{prefix}{k}"), String::from_utf8_lossy(v).into_owned());
+                    env.set(
+                        format!("{prefix}{k}"),
+                        String::from_utf8_lossy(v).into_owned(),
+                    );
                 }
             }
             None if optional => {}
-            None => return Err(EnvError::MissingObject { var: format!("envFrom {prefix}*"), kind, name }),
+            None => {
+                return Err(EnvError::MissingObject {
+                    var: format!("envFrom {prefix}*"),
+                    kind,
+                    name,
+                });
+            }
         }
     }
     for var in container.env.iter().flatten() {
@@ -86,7 +122,13 @@ pub fn container_env(
                 } else if let Some(resource) = &from.resource_field_ref {
                     resource_value(pod, container, resource, node, &var.name)?
                 } else if let Some(key) = &from.config_map_key_ref {
-                    match keyed_value(&sources.config_maps, "ConfigMap", &key.name, &key.key, &var.name) {
+                    match keyed_value(
+                        &sources.config_maps,
+                        "ConfigMap",
+                        &key.name,
+                        &key.key,
+                        &var.name,
+                    ) {
                         Ok(v) => v,
                         Err(_) if key.optional == Some(true) => continue,
                         Err(e) => return Err(e),
@@ -98,7 +140,9 @@ pub fn container_env(
                         Err(e) => return Err(e),
                     }
                 } else {
-                    return Err(EnvError::EmptySource { var: var.name.clone() });
+                    return Err(EnvError::EmptySource {
+                        var: var.name.clone(),
+                    });
                 }
             }
         };
@@ -122,7 +166,10 @@ impl Env {
     }
 
     fn get(&self, name: &str) -> Option<String> {
-        self.vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        self.vars
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
     }
 }
 
@@ -183,14 +230,19 @@ fn keyed_value(
     data.get(key)
         .map(|v| String::from_utf8_lossy(v).into_owned())
         .ok_or_else(|| EnvError::MissingKey {
-        var: var.to_owned(),
-        kind,
-        name: name.to_owned(),
-        key: key.to_owned(),
-    })
+            var: var.to_owned(),
+            kind,
+            name: name.to_owned(),
+            key: key.to_owned(),
+        })
 }
 
-fn field_value(pod: &Pod, field: &ObjectFieldSelector, node: &NodeFacts, var: &str) -> Result<String, EnvError> {
+fn field_value(
+    pod: &Pod,
+    field: &ObjectFieldSelector,
+    node: &NodeFacts,
+    var: &str,
+) -> Result<String, EnvError> {
     let meta = &pod.metadata;
     let spec = pod.spec.as_ref();
     let path = field.field_path.as_str();
@@ -211,7 +263,10 @@ fn field_value(pod: &Pod, field: &ObjectFieldSelector, node: &NodeFacts, var: &s
         "status.podIP" | "status.podIPs" => node.pod_ip.clone(),
         _ => {
             if let Some(key) = map_key("metadata.labels['") {
-                meta.labels.as_ref().and_then(|l| l.get(&key).cloned()).unwrap_or_default()
+                meta.labels
+                    .as_ref()
+                    .and_then(|l| l.get(&key).cloned())
+                    .unwrap_or_default()
             } else if let Some(key) = map_key("metadata.annotations['") {
                 meta.annotations
                     .as_ref()
@@ -240,7 +295,11 @@ fn resource_value(
         Some(name) => pod
             .spec
             .iter()
-            .flat_map(|s| s.containers.iter().chain(s.init_containers.iter().flatten()))
+            .flat_map(|s| {
+                s.containers
+                    .iter()
+                    .chain(s.init_containers.iter().flatten())
+            })
             .find(|c| c.name == name)
             .ok_or_else(|| EnvError::UnknownContainer {
                 var: var.to_owned(),
@@ -288,7 +347,11 @@ fn resource_value(
         return Err(EnvError::BadQuantity {
             var: var.to_owned(),
             what: "divisor",
-            value: selector.divisor.as_ref().map(|d| d.0.clone()).unwrap_or_default(),
+            value: selector
+                .divisor
+                .as_ref()
+                .map(|d| d.0.clone())
+                .unwrap_or_default(),
         });
     }
     Ok(format!("{}", (value / divisor).ceil() as i64))
@@ -361,8 +424,16 @@ mod tests {
 
     fn sources() -> EnvSources {
         EnvSources {
-            config_maps: [("cm".to_string(), [("level".to_string(), b"debug".to_vec())].into())].into(),
-            secrets: [("s".to_string(), [("token".to_string(), b"t0k".to_vec())].into())].into(),
+            config_maps: [(
+                "cm".to_string(),
+                [("level".to_string(), b"debug".to_vec())].into(),
+            )]
+            .into(),
+            secrets: [(
+                "s".to_string(),
+                [("token".to_string(), b"t0k".to_vec())].into(),
+            )]
+            .into(),
         }
     }
 
@@ -371,7 +442,8 @@ mod tests {
         let pod = pod();
         let c = &pod.spec.as_ref().unwrap().containers[0];
         let image_env = [("PATH".to_string(), "/usr/bin".to_string())].into();
-        let env = container_env(&pod, c, &image_env, &BTreeMap::new(), &sources(), &node()).unwrap();
+        let env =
+            container_env(&pod, c, &image_env, &BTreeMap::new(), &sources(), &node()).unwrap();
         let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         assert_eq!(get("POD"), Some("p"));
         assert_eq!(get("NS"), Some("ns"));
@@ -383,7 +455,11 @@ mod tests {
         assert_eq!(get("IP"), Some("127.0.0.1"));
         assert_eq!(get("MEM_MI"), Some("2048"));
         assert_eq!(get("CPU_REQ"), Some("2"), "1500m rounds up to 2 cores");
-        assert_eq!(get("CPU_LIMIT"), Some("4"), "unset limit falls back to node allocatable");
+        assert_eq!(
+            get("CPU_LIMIT"),
+            Some("4"),
+            "unset limit falls back to node allocatable"
+        );
         assert_eq!(get("TOKEN"), Some("t0k"));
         assert_eq!(get("OPT"), None, "optional missing reference is skipped");
         assert_eq!(get("PATH_COPY"), Some("/usr/bin:/extra"));
@@ -396,16 +472,44 @@ mod tests {
     fn missing_references_and_unsupported_fields_are_named() {
         let mut pod = pod();
         let c = pod.spec.as_mut().unwrap().containers[0].clone();
-        let no_secret = EnvSources { secrets: BTreeMap::new(), ..sources() };
-        let err = container_env(&pod, &c, &BTreeMap::new(), &BTreeMap::new(), &no_secret, &node()).unwrap_err();
-        assert_eq!(err, EnvError::MissingObject { var: "TOKEN".into(), kind: "Secret", name: "s".into() });
+        let no_secret = EnvSources {
+            secrets: BTreeMap::new(),
+            ..sources()
+        };
+        let err = container_env(
+            &pod,
+            &c,
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+            &no_secret,
+            &node(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            EnvError::MissingObject {
+                var: "TOKEN".into(),
+                kind: "Secret",
+                name: "s".into()
+            }
+        );
 
         let mut c2 = c.clone();
-        c2.env = Some(vec![serde_json::from_value(json!(
-            {"name": "X", "valueFrom": {"fieldRef": {"fieldPath": "spec.hostname"}}}
-        ))
-        .unwrap()]);
-        let err = container_env(&pod, &c2, &BTreeMap::new(), &BTreeMap::new(), &sources(), &node()).unwrap_err();
+        c2.env = Some(vec![
+            serde_json::from_value(json!(
+                {"name": "X", "valueFrom": {"fieldRef": {"fieldPath": "spec.hostname"}}}
+            ))
+            .unwrap(),
+        ]);
+        let err = container_env(
+            &pod,
+            &c2,
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+            &sources(),
+            &node(),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("spec.hostname"), "{err}");
         pod.spec.as_mut().unwrap().containers[0] = c;
     }

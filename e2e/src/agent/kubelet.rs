@@ -17,7 +17,9 @@ use super::{pod, process};
 pub async fn run(ctx: Arc<NodeContext>) {
     let pods: Api<Pod> = Api::all(ctx.client.clone());
     let selector = format!("spec.nodeName={}", ctx.node.name);
-    let mut events = watcher(pods, watcher::Config::default().fields(&selector)).default_backoff().boxed();
+    let mut events = watcher(pods, watcher::Config::default().fields(&selector))
+        .default_backoff()
+        .boxed();
     let mut workers: HashMap<String, watch::Sender<Option<Pod>>> = HashMap::new();
     let mut listed: HashSet<String> = HashSet::new();
     while let Some(event) = events.next().await {
@@ -49,7 +51,11 @@ pub async fn run(ctx: Arc<NodeContext>) {
     }
 }
 
-fn dispatch(ctx: &Arc<NodeContext>, workers: &mut HashMap<String, watch::Sender<Option<Pod>>>, p: Pod) {
+fn dispatch(
+    ctx: &Arc<NodeContext>,
+    workers: &mut HashMap<String, watch::Sender<Option<Pod>>>,
+    p: Pod,
+) {
     let uid = p.uid().unwrap_or_default();
     if let Some(tx) = workers.get(&uid) {
         tx.send_replace(Some(p));
@@ -64,7 +70,9 @@ fn dispatch(ctx: &Arc<NodeContext>, workers: &mut HashMap<String, watch::Sender<
 /// Kills processes and removes directories of pods that no longer exist.
 async fn reap_orphans(ctx: &NodeContext, live: &HashSet<String>) {
     let pods_dir = ctx.disk.pod_dir("");
-    let Ok(entries) = std::fs::read_dir(&pods_dir) else { return };
+    let Ok(entries) = std::fs::read_dir(&pods_dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let uid = entry.file_name().to_string_lossy().into_owned();
         if live.contains(&uid) {
@@ -90,7 +98,9 @@ pub async fn kill_recorded(pod_dir: &Path) {
 
 /// Kills every container of the node, for a clean agent shutdown.
 pub async fn kill_all(ctx: &NodeContext) {
-    let Ok(entries) = std::fs::read_dir(ctx.disk.pod_dir("")) else { return };
+    let Ok(entries) = std::fs::read_dir(ctx.disk.pod_dir("")) else {
+        return;
+    };
     for entry in entries.flatten() {
         kill_recorded(&entry.path()).await;
     }

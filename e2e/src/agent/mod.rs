@@ -35,7 +35,11 @@ pub enum AgentError {
 }
 
 /// Runs the agent until SIGINT or SIGTERM, then kills the containers it started.
-pub async fn run(config: AgentConfig, client: Client, api_server: http::Uri) -> Result<(), AgentError> {
+pub async fn run(
+    config: AgentConfig,
+    client: Client,
+    api_server: http::Uri,
+) -> Result<(), AgentError> {
     let namespace_error = process::check_mount_namespaces().await.err();
     if let Some(e) = &namespace_error {
         error!(error = %e, "pods on this agent will fail");
@@ -52,7 +56,10 @@ pub async fn run(config: AgentConfig, client: Client, api_server: http::Uri) -> 
         ));
         ctx.register()
             .await
-            .map_err(|source| AgentError::Register { node: node.name.clone(), source })?;
+            .map_err(|source| AgentError::Register {
+                node: node.name.clone(),
+                source,
+            })?;
         info!(node = %node.name, root = %ctx.disk.root.display(), "node registered");
         tokio::spawn(ctx.clone().heartbeat());
         tokio::spawn(kubelet::run(ctx.clone()));

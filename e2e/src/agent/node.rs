@@ -46,19 +46,42 @@ impl NodeContext {
         api_server: &http::Uri,
         namespace_error: Option<String>,
     ) -> Self {
-        let disk = NodeDisk { root: config.root_dir.join(&node.name), pass_through: config.pass_through_paths.clone() };
-        let facts = NodeFacts { host_ip: HOST_IP.into(), pod_ip: HOST_IP.into(), allocatable: capacity(&node) };
-        let host = api_server.host().unwrap_or(HOST_IP).trim_matches(['[', ']']).to_owned();
+        let disk = NodeDisk {
+            root: config.root_dir.join(&node.name),
+            pass_through: config.pass_through_paths.clone(),
+        };
+        let facts = NodeFacts {
+            host_ip: HOST_IP.into(),
+            pod_ip: HOST_IP.into(),
+            allocatable: capacity(&node),
+        };
+        let host = api_server
+            .host()
+            .unwrap_or(HOST_IP)
+            .trim_matches(['[', ']'])
+            .to_owned();
         let port = api_server
             .port_u16()
-            .unwrap_or(if api_server.scheme_str() == Some("http") { 80 } else { 443 });
+            .unwrap_or(if api_server.scheme_str() == Some("http") {
+                80
+            } else {
+                443
+            });
         let service_env = BTreeMap::from([
             ("KUBERNETES_SERVICE_HOST".to_owned(), host.clone()),
             ("KUBERNETES_SERVICE_PORT".to_owned(), port.to_string()),
             ("KUBERNETES_SERVICE_PORT_HTTPS".to_owned(), port.to_string()),
             ("KUBERNETES_PORT".to_owned(), format!("tcp://{host}:{port}")),
         ]);
-        NodeContext { client, node, config, disk, facts, service_env, namespace_error }
+        NodeContext {
+            client,
+            node,
+            config,
+            disk,
+            facts,
+            service_env,
+            namespace_error,
+        }
     }
 
     /// Creates or updates the Node and its status.
@@ -67,7 +90,12 @@ impl NodeContext {
         let mut labels = self.node.labels.clone();
         labels.insert("kubernetes.io/hostname".into(), self.node.name.clone());
         labels.insert("kubernetes.io/os".into(), "linux".into());
-        labels.insert("kubernetes.io/arch".into(), std::env::consts::ARCH.replace("x86_64", "amd64").replace("aarch64", "arm64"));
+        labels.insert(
+            "kubernetes.io/arch".into(),
+            std::env::consts::ARCH
+                .replace("x86_64", "amd64")
+                .replace("aarch64", "arm64"),
+        );
         let node = json!({
             "apiVersion": "v1",
             "kind": "Node",
@@ -79,7 +107,9 @@ impl NodeContext {
             "spec": {"taints": self.node.taints},
         });
         let pp = PatchParams::apply(FIELD_MANAGER).force();
-        nodes.patch(&self.node.name, &pp, &Patch::Apply(&node)).await?;
+        nodes
+            .patch(&self.node.name, &pp, &Patch::Apply(&node))
+            .await?;
         self.heartbeat_status(Timestamp::now()).await
     }
 
@@ -125,13 +155,20 @@ impl NodeContext {
             },
         });
         let pp = PatchParams::apply(FIELD_MANAGER).force();
-        nodes.patch_status(&self.node.name, &pp, &Patch::Apply(&status)).await?;
+        nodes
+            .patch_status(&self.node.name, &pp, &Patch::Apply(&status))
+            .await?;
         Ok(())
     }
 
     async fn renew_lease(&self) -> Result<(), kube::Error> {
         let nodes: Api<Node> = Api::all(self.client.clone());
-        let node_uid = nodes.get(&self.node.name).await?.metadata.uid.unwrap_or_default();
+        let node_uid = nodes
+            .get(&self.node.name)
+            .await?
+            .metadata
+            .uid
+            .unwrap_or_default();
         let leases: Api<Lease> = Api::namespaced(self.client.clone(), LEASE_NAMESPACE);
         let lease = json!({
             "apiVersion": "coordination.k8s.io/v1",
@@ -148,7 +185,9 @@ impl NodeContext {
             },
         });
         let pp = PatchParams::apply(FIELD_MANAGER).force();
-        leases.patch(&self.node.name, &pp, &Patch::Apply(&lease)).await?;
+        leases
+            .patch(&self.node.name, &pp, &Patch::Apply(&lease))
+            .await?;
         Ok(())
     }
 
@@ -171,7 +210,9 @@ impl NodeContext {
 /// Configured capacity, with kubelet's default pod limit when none is given.
 fn capacity(node: &NodeConfig) -> BTreeMap<String, Quantity> {
     let mut capacity = node.capacity.clone();
-    capacity.entry("pods".into()).or_insert_with(|| Quantity("110".into()));
+    capacity
+        .entry("pods".into())
+        .or_insert_with(|| Quantity("110".into()));
     capacity
 }
 

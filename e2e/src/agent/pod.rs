@@ -21,7 +21,9 @@ use tracing::{info, warn};
 use super::env::{EnvSources, container_env, expand};
 use super::node::NodeContext;
 use super::process::{self, ProcessSpec};
-use super::status::{ContainerView, PodFailure, State, StatusBuilder, exit_code, termination_message};
+use super::status::{
+    ContainerView, PodFailure, State, StatusBuilder, exit_code, termination_message,
+};
 use super::volumes::{container_mounts, prepare_volumes};
 
 const FIELD_MANAGER: &str = "sealing-node-agent";
@@ -54,7 +56,9 @@ enum RestartPolicy {
 }
 
 pub async fn run(ctx: Arc<NodeContext>, mut updates: PodUpdates) {
-    let Some(pod) = updates.borrow().clone() else { return };
+    let Some(pod) = updates.borrow().clone() else {
+        return;
+    };
     let key = format!("{}/{}", pod.namespace().unwrap_or_default(), pod.name_any());
     let worker = PodWorker::new(ctx, &pod);
     if let Err(e) = worker.drive(pod, &mut updates).await {
@@ -87,7 +91,11 @@ impl PodWorker {
     }
 
     async fn drive(mut self, pod: Pod, updates: &mut PodUpdates) -> Result<(), kube::Error> {
-        let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("Pending");
+        let phase = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.as_deref())
+            .unwrap_or("Pending");
         if phase == "Succeeded" || phase == "Failed" {
             return self.finish(updates).await;
         }
@@ -102,12 +110,16 @@ impl PodWorker {
             Ok(c) => c,
             Err(failure) => {
                 info!(pod = %self.name, reason = %failure.reason, message = %failure.message, "pod cannot run");
-                let status = self.status.build(&self.ctx.facts.host_ip, &waiting_views(&pod, &failure), Some(&failure));
+                let status = self.status.build(
+                    &self.ctx.facts.host_ip,
+                    &waiting_views(&pod, &failure),
+                    Some(&failure),
+                );
                 self.patch_status(status).await?;
                 return self.finish(updates).await;
             }
         };
-        self.publish(&containers).await?;
+        self.publish(&containers).await;
         let policy = restart_policy(&pod);
         let mut exits = FuturesUnordered::new();
         for (i, c) in containers.iter_mut().enumerate() {
@@ -115,10 +127,11 @@ impl PodWorker {
                 exits.push(wait);
             }
         }
-        self.publish(&containers).await?;
+        self.publish(&containers).await;
 
         let mut terminating: Option<Instant> = None;
         let mut killed = false;
+        let mut gone = false;
         loop {
             let done = containers
                 .iter()
@@ -136,7 +149,7 @@ impl PodWorker {
                         c.restart_at = Some(Instant::now() + delay);
                         c.view.restarting = true;
                     }
-                    self.publish(&containers).await?;
+                    self.publish(&containers).await;
                 }
                 _ = sleep_until_opt(next_restart), if terminating.is_none() && next_restart.is_some() => {
                     let now = Instant::now();
@@ -150,7 +163,7 @@ impl PodWorker {
                             }
                         }
                     }
-                    self.publish(&containers).await?;
+                    self.publish(&containers).await;
                 }
                 _ = sleep_until_opt(terminating), if terminating.is_some() && !killed => {
                     for c in containers.iter().filter_map(|c| c.pid) {
@@ -158,10 +171,11 @@ impl PodWorker {
                     }
                     killed = true;
                 }
-                changed = updates.changed() => {
+                changed = updates.changed(), if !gone => {
                     let current = if changed.is_ok() { updates.borrow().clone() } else { None };
                     match current {
                         None => {
+                            gone = true;
                             // Force-deleted: nothing will read a status any more.
                             for pid in containers.iter().filter_map(|c| c.pid) {
                                 process::signal_group(pid, Signal::SIGKILL);
@@ -186,11 +200,11 @@ impl PodWorker {
                 }
             }
         }
-        if updates.borrow().is_none() {
+        if gone || updates.borrow().is_none() {
             self.cleanup();
             return Ok(());
         }
-        self.publish(&containers).await?;
+        self.publish(&containers).await;
         if terminating.is_some() {
             return self.delete_now().await;
         }
@@ -200,10 +214,10 @@ impl PodWorker {
     /// Waits for a finished pod to be deleted, then completes the deletion.
     async fn finish(self, updates: &mut PodUpdates) -> Result<(), kube::Error> {
         loop {
-            let deleting = match &*updates.borrow() {
-                None => None,
-                Some(p) => Some(p.metadata.deletion_timestamp.is_some()),
-            };
+            let deleting = updates
+                .borrow()
+                .as_ref()
+                .map(|p| p.metadata.deletion_timestamp.is_some());
             match deleting {
                 None => {
                     self.cleanup();
@@ -223,10 +237,13 @@ impl PodWorker {
         self.cleanup();
         let dp = DeleteParams {
             grace_period_seconds: Some(0),
-            preconditions: Some(Preconditions { uid: Some(self.uid.clone()), resource_version: None }),
+            preconditions: Some(Preconditions {
+                uid: Some(self.uid.clone()),
+                resource_version: None,
+            }),
             ..DeleteParams::default()
         };
-        match self.api.delete(&self.name, &dp).await {
+        match retrying(|| self.api.delete(&self.name, &dp)).await {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(()),
             Err(e) => Err(e),
@@ -249,7 +266,15 @@ impl PodWorker {
             .status
             .iter()
             .flat_map(|s| s.container_statuses.iter().flatten())
-            .any(|c| c.state.as_ref().is_some_and(|s| s.running.is_some() || s.terminated.is_some()));
+            .any(|c| {
+                c.restart_count > 0
+                    || c.last_state
+                        .as_ref()
+                        .is_some_and(|s| s.terminated.is_some())
+                    || c.state
+                        .as_ref()
+                        .is_some_and(|s| s.running.is_some() || s.terminated.is_some())
+            });
         reported || pid_files(&self.pod_dir()).next().is_some()
     }
 
@@ -311,11 +336,18 @@ impl PodWorker {
         if spec.init_containers.as_ref().is_some_and(|c| !c.is_empty()) {
             return Err(unsupported("init containers"));
         }
-        if spec.ephemeral_containers.as_ref().is_some_and(|c| !c.is_empty()) {
+        if spec
+            .ephemeral_containers
+            .as_ref()
+            .is_some_and(|c| !c.is_empty())
+        {
             return Err(unsupported("ephemeral containers"));
         }
         if let Some(err) = &self.ctx.namespace_error {
-            return Err(PodFailure { reason: "CreateContainerError".into(), message: err.clone() });
+            return Err(PodFailure {
+                reason: "CreateContainerError".into(),
+                message: err.clone(),
+            });
         }
         let images = spec
             .containers
@@ -337,18 +369,32 @@ impl PodWorker {
             message: e.to_string(),
         })?;
         let pod_dir = self.pod_dir();
-        let log_root = self.ctx.disk.local(Path::new("/var/log/pods")).join(format!(
-            "{}_{}_{}",
-            pod.namespace().unwrap_or_default(),
-            self.name,
-            self.uid
-        ));
+        let log_root = self
+            .ctx
+            .disk
+            .local(Path::new("/var/log/pods"))
+            .join(format!(
+                "{}_{}_{}",
+                pod.namespace().unwrap_or_default(),
+                self.name,
+                self.uid
+            ));
         let pod_user = spec.security_context.as_ref();
         let mut runs = Vec::new();
         for (c, image) in spec.containers.iter().zip(images) {
-            let config_error = |message: String| PodFailure { reason: "CreateContainerConfigError".into(), message };
-            let env = container_env(pod, c, &image.env, &self.ctx.service_env, &sources, &self.ctx.facts)
-                .map_err(|e| config_error(format!("container {}: {e}", c.name)))?;
+            let config_error = |message: String| PodFailure {
+                reason: "CreateContainerConfigError".into(),
+                message,
+            };
+            let env = container_env(
+                pod,
+                c,
+                &image.env,
+                &self.ctx.service_env,
+                &sources,
+                &self.ctx.facts,
+            )
+            .map_err(|e| config_error(format!("container {}: {e}", c.name)))?;
             let mut env = env;
             if !env.iter().any(|(k, _)| k == "PATH") {
                 env.insert(0, ("PATH".into(), DEFAULT_PATH.into()));
@@ -358,11 +404,17 @@ impl PodWorker {
             }
             let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
             let (command, args) = match (&c.command, &c.args) {
-                (Some(cmd), args) if !cmd.is_empty() => (cmd.clone(), args.clone().unwrap_or_default()),
+                (Some(cmd), args) if !cmd.is_empty() => {
+                    (cmd.clone(), args.clone().unwrap_or_default())
+                }
                 (_, Some(args)) if !args.is_empty() => (image.entrypoint.clone(), args.clone()),
                 _ => (image.entrypoint.clone(), image.cmd.clone()),
             };
-            let mut argv: Vec<String> = command.iter().chain(&args).map(|a| expand(a, lookup)).collect();
+            let mut argv: Vec<String> = command
+                .iter()
+                .chain(&args)
+                .map(|a| expand(a, lookup))
+                .collect();
             let Some(program) = argv.first_mut() else {
                 return Err(config_error(format!(
                     "container {}: no command, and image {:?} has no entrypoint in the agent config",
@@ -378,15 +430,22 @@ impl PodWorker {
             })?;
             let container_dir = pod_dir.join("containers").join(&c.name);
             let termination_file = container_dir.join("termination-log");
-            let target = c.termination_message_path.clone().unwrap_or_else(|| DEFAULT_TERMINATION_MESSAGE_PATH.into());
+            let target = c
+                .termination_message_path
+                .clone()
+                .unwrap_or_else(|| DEFAULT_TERMINATION_MESSAGE_PATH.into());
             mounts.push(super::volumes::Mount {
                 source: termination_file.clone(),
                 target: target.into(),
                 read_only: false,
             });
             let security = c.security_context.as_ref();
-            let uid = security.and_then(|s| s.run_as_user).or(pod_user.and_then(|s| s.run_as_user));
-            let gid = security.and_then(|s| s.run_as_group).or(pod_user.and_then(|s| s.run_as_group));
+            let uid = security
+                .and_then(|s| s.run_as_user)
+                .or(pod_user.and_then(|s| s.run_as_user));
+            let gid = security
+                .and_then(|s| s.run_as_group)
+                .or(pod_user.and_then(|s| s.run_as_group));
             let user = match (uid, gid) {
                 (None, None) => None,
                 (u, g) => Some((u.unwrap_or(0) as u32, g.unwrap_or(0) as u32)),
@@ -396,20 +455,29 @@ impl PodWorker {
                 process: ProcessSpec {
                     argv,
                     env,
-                    working_dir: c.working_dir.clone().filter(|w| !w.is_empty()).unwrap_or_else(|| "/".into()).into(),
+                    working_dir: c
+                        .working_dir
+                        .clone()
+                        .filter(|w| !w.is_empty())
+                        .unwrap_or_else(|| "/".into())
+                        .into(),
                     mounts,
                     user,
                     log: PathBuf::new(),
                 },
                 termination_file,
                 log_dir: log_root.join(&c.name),
-                fallback_to_logs: c.termination_message_policy.as_deref() == Some("FallbackToLogsOnError"),
+                fallback_to_logs: c.termination_message_policy.as_deref()
+                    == Some("FallbackToLogsOnError"),
                 view: ContainerView {
                     name: c.name.clone(),
                     image: c.image.clone().unwrap_or_default(),
                     image_id,
                     container_id: None,
-                    state: State::Waiting { reason: "ContainerCreating".into(), message: None },
+                    state: State::Waiting {
+                        reason: "ContainerCreating".into(),
+                        message: None,
+                    },
                     last_state: None,
                     restart_count: 0,
                     restarting: false,
@@ -448,19 +516,45 @@ impl PodWorker {
         let mut sources = EnvSources::default();
         let cms: Api<ConfigMap> = Api::namespaced(self.ctx.client.clone(), &ns);
         for name in cm_names {
-            if let Some(cm) = cms.get_opt(&name).await.map_err(|e| fetch_error("ConfigMap", &name, e))? {
-                let mut data: BTreeMap<String, Vec<u8>> =
-                    cm.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.into_bytes())).collect();
-                data.extend(cm.binary_data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)));
+            if let Some(cm) = cms
+                .get_opt(&name)
+                .await
+                .map_err(|e| fetch_error("ConfigMap", &name, e))?
+            {
+                let mut data: BTreeMap<String, Vec<u8>> = cm
+                    .data
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| (k, v.into_bytes()))
+                    .collect();
+                data.extend(
+                    cm.binary_data
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(k, v)| (k, v.0)),
+                );
                 sources.config_maps.insert(name, data);
             }
         }
         let secrets: Api<Secret> = Api::namespaced(self.ctx.client.clone(), &ns);
         for name in secret_names {
-            if let Some(s) = secrets.get_opt(&name).await.map_err(|e| fetch_error("Secret", &name, e))? {
-                let mut data: BTreeMap<String, Vec<u8>> =
-                    s.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect();
-                data.extend(s.string_data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.into_bytes())));
+            if let Some(s) = secrets
+                .get_opt(&name)
+                .await
+                .map_err(|e| fetch_error("Secret", &name, e))?
+            {
+                let mut data: BTreeMap<String, Vec<u8>> = s
+                    .data
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| (k, v.0))
+                    .collect();
+                data.extend(
+                    s.string_data
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(k, v)| (k, v.into_bytes())),
+                );
                 sources.secrets.insert(name, data);
             }
         }
@@ -472,7 +566,9 @@ impl PodWorker {
         &self,
         i: usize,
         c: &mut ContainerRun,
-    ) -> Option<futures::future::BoxFuture<'static, (usize, std::io::Result<std::process::ExitStatus>)>> {
+    ) -> Option<
+        futures::future::BoxFuture<'static, (usize, std::io::Result<std::process::ExitStatus>)>,
+    > {
         let prepared = (|| {
             std::fs::create_dir_all(&c.log_dir)?;
             if let Some(dir) = c.termination_file.parent() {
@@ -480,7 +576,10 @@ impl PodWorker {
             }
             std::fs::write(&c.termination_file, b"")?;
             // Writable by the container's user, whoever it runs as.
-            std::fs::set_permissions(&c.termination_file, std::os::unix::fs::PermissionsExt::from_mode(0o666))
+            std::fs::set_permissions(
+                &c.termination_file,
+                std::os::unix::fs::PermissionsExt::from_mode(0o666),
+            )
         })();
         c.process.log = c.log_dir.join(format!("{}.log", c.view.restart_count));
         let spawned = prepared
@@ -495,7 +594,10 @@ impl PodWorker {
                 }
                 info!(pod = %self.name, container = %c.view.name, pid, "container started");
                 c.pid = Some(pid);
-                c.view.container_id = Some(format!("node-agent://{}-{}-{}", self.uid, c.view.name, c.view.restart_count));
+                c.view.container_id = Some(format!(
+                    "node-agent://{}-{}-{}",
+                    self.uid, c.view.name, c.view.restart_count
+                ));
                 c.view.state = State::Running { started_at: now };
                 Some(Box::pin(async move { (i, child.wait().await) }))
             }
@@ -530,7 +632,11 @@ impl PodWorker {
             Err(_) => 128,
         };
         let file = std::fs::read(&c.termination_file).unwrap_or_default();
-        let log = if c.fallback_to_logs && code != 0 { std::fs::read(&c.process.log).unwrap_or_default() } else { Vec::new() };
+        let log = if c.fallback_to_logs && code != 0 {
+            std::fs::read(&c.process.log).unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         let message = match result {
             Err(e) => Some(format!("waiting for the process failed: {e}")),
             Ok(_) => termination_message(&file, c.fallback_to_logs, code, &log),
@@ -548,7 +654,9 @@ impl PodWorker {
         c.view.state = State::Terminated(Box::new(terminated));
     }
 
-    async fn publish(&mut self, containers: &[ContainerRun]) -> Result<(), kube::Error> {
+    /// Reports the containers' state; a failure is logged and the next report carries the
+    /// state again, so supervision of the processes never stops over an API hiccup.
+    async fn publish(&mut self, containers: &[ContainerRun]) {
         let mut views: Vec<ContainerView> = containers.iter().map(|c| c.view.clone()).collect();
         for (v, c) in views.iter_mut().zip(containers) {
             if c.restart_at.is_some()
@@ -557,22 +665,57 @@ impl PodWorker {
                 v.last_state = Some((**t).clone());
                 v.state = State::Waiting {
                     reason: "CrashLoopBackOff".into(),
-                    message: Some(format!("back-off restarting failed container {}", c.view.name)),
+                    message: Some(format!(
+                        "back-off restarting failed container {}",
+                        c.view.name
+                    )),
                 };
             }
         }
         let status = self.status.build(&self.ctx.facts.host_ip, &views, None);
-        self.patch_status(status).await
+        if let Err(e) = self.patch_status(status).await {
+            warn!(pod = %self.name, error = %e, "could not report pod status");
+        }
     }
 
-    async fn patch_status(&self, status: k8s_openapi::api::core::v1::PodStatus) -> Result<(), kube::Error> {
+    async fn patch_status(
+        &self,
+        status: k8s_openapi::api::core::v1::PodStatus,
+    ) -> Result<(), kube::Error> {
         // A merge patch replaces the condition and container lists whole, which is what we
         // want: this agent is their only writer once the pod is bound.
         let patch = serde_json::json!({ "status": status });
-        match self.api.patch_status(&self.name, &PatchParams::apply(FIELD_MANAGER), &Patch::Merge(&patch)).await {
+        let pp = PatchParams::apply(FIELD_MANAGER);
+        let patch = Patch::Merge(&patch);
+        let result = retrying(|| self.api.patch_status(&self.name, &pp, &patch)).await;
+        match result {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
             Err(e) => Err(e),
+        }
+    }
+}
+
+/// Runs an API call again on server errors, throttling and connection failures, with a
+/// back-off from 0.5 s to 8 s for about a minute; client errors are returned at once.
+async fn retrying<T, F, Fut>(mut call: F) -> Result<T, kube::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, kube::Error>>,
+{
+    let mut delay = Duration::from_millis(500);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match call().await {
+            Err(kube::Error::Api(e)) if e.code < 500 && e.code != 429 => {
+                return Err(kube::Error::Api(e));
+            }
+            Err(e) if Instant::now() + delay < deadline => {
+                warn!(error = %e, retry_in = ?delay, "Kubernetes API call failed");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(8));
+            }
+            other => return other,
         }
     }
 }
@@ -599,7 +742,9 @@ fn should_restart(policy: RestartPolicy, state: &State) -> bool {
 
 fn backoff(restarts: i32) -> Duration {
     let factor = 2u32.saturating_pow(restarts.clamp(0, 16) as u32);
-    RESTART_BACKOFF.saturating_mul(factor).min(RESTART_BACKOFF_CAP)
+    RESTART_BACKOFF
+        .saturating_mul(factor)
+        .min(RESTART_BACKOFF_CAP)
 }
 
 async fn sleep_until_opt(at: Option<Instant>) {
@@ -619,7 +764,10 @@ fn waiting_views(pod: &Pod, failure: &PodFailure) -> Vec<ContainerView> {
             image: c.image.clone().unwrap_or_default(),
             image_id: String::new(),
             container_id: None,
-            state: State::Waiting { reason: failure.reason.clone(), message: Some(failure.message.clone()) },
+            state: State::Waiting {
+                reason: failure.reason.clone(),
+                message: Some(failure.message.clone()),
+            },
             last_state: None,
             restart_count: 0,
             restarting: false,
@@ -658,8 +806,14 @@ mod tests {
 
     #[test]
     fn restart_policy_and_backoff() {
-        let failed = State::Terminated(Box::new(ContainerStateTerminated { exit_code: 1, ..Default::default() }));
-        let ok = State::Terminated(Box::new(ContainerStateTerminated { exit_code: 0, ..Default::default() }));
+        let failed = State::Terminated(Box::new(ContainerStateTerminated {
+            exit_code: 1,
+            ..Default::default()
+        }));
+        let ok = State::Terminated(Box::new(ContainerStateTerminated {
+            exit_code: 0,
+            ..Default::default()
+        }));
         assert!(!should_restart(RestartPolicy::Never, &failed));
         assert!(should_restart(RestartPolicy::OnFailure, &failed));
         assert!(!should_restart(RestartPolicy::OnFailure, &ok));

@@ -29,7 +29,9 @@ pub enum ProcessError {
         #[source]
         source: std::io::Error,
     },
-    #[error("starting {program:?}: {source} (the mount namespace, bind mounts, user switch and working directory are set up before exec, so the error may come from any of them)")]
+    #[error(
+        "starting {program:?}: {source} (the mount namespace, bind mounts, user switch and working directory are set up before exec, so the error may come from any of them)"
+    )]
     Spawn {
         program: String,
         #[source]
@@ -62,7 +64,10 @@ struct ChildSetup {
 pub fn spawn(spec: &ProcessSpec) -> Result<tokio::process::Child, ProcessError> {
     let program = spec.argv.first().cloned().unwrap_or_default();
     for (i, m) in spec.mounts.iter().enumerate() {
-        create_mount_point(&host_location(&m.target, &spec.mounts[..i]), m.source.is_dir())?;
+        create_mount_point(
+            &host_location(&m.target, &spec.mounts[..i]),
+            m.source.is_dir(),
+        )?;
     }
     let cwd_host = host_location(&spec.working_dir, &spec.mounts);
     if !cwd_host.exists() {
@@ -72,7 +77,13 @@ pub fn spawn(spec: &ProcessSpec) -> Result<tokio::process::Child, ProcessError> 
         mounts: spec
             .mounts
             .iter()
-            .map(|m| Ok((cstring(&m.source, "mount source")?, cstring(&m.target, "mount target")?, m.read_only)))
+            .map(|m| {
+                Ok((
+                    cstring(&m.source, "mount source")?,
+                    cstring(&m.target, "mount target")?,
+                    m.read_only,
+                ))
+            })
             .collect::<Result<_, ProcessError>>()?,
         user: spec.user,
         working_dir: cstring(&spec.working_dir, "working directory")?,
@@ -81,8 +92,14 @@ pub fn spawn(spec: &ProcessSpec) -> Result<tokio::process::Child, ProcessError> 
         .create(true)
         .append(true)
         .open(&spec.log)
-        .map_err(|source| ProcessError::Log { path: spec.log.clone(), source })?;
-    let log_err = log.try_clone().map_err(|source| ProcessError::Log { path: spec.log.clone(), source })?;
+        .map_err(|source| ProcessError::Log {
+            path: spec.log.clone(),
+            source,
+        })?;
+    let log_err = log.try_clone().map_err(|source| ProcessError::Log {
+        path: spec.log.clone(),
+        source,
+    })?;
 
     let mut cmd = tokio::process::Command::new(&program);
     cmd.args(&spec.argv[1.min(spec.argv.len())..])
@@ -99,16 +116,29 @@ pub fn spawn(spec: &ProcessSpec) -> Result<tokio::process::Child, ProcessError> 
     unsafe {
         cmd.pre_exec(move || setup.enter().map_err(std::io::Error::from));
     }
-    cmd.spawn().map_err(|source| ProcessError::Spawn { program, source })
+    cmd.spawn()
+        .map_err(|source| ProcessError::Spawn { program, source })
 }
 
 impl ChildSetup {
     fn enter(&self) -> nix::Result<()> {
         unshare(CloneFlags::CLONE_NEWNS)?;
         // Keep our mounts from propagating back into the host's namespace.
-        mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)?;
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )?;
         for (source, target, read_only) in &self.mounts {
-            mount(Some(source.as_c_str()), target.as_c_str(), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)?;
+            mount(
+                Some(source.as_c_str()),
+                target.as_c_str(),
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None::<&str>,
+            )?;
             if *read_only {
                 mount(
                     None::<&str>,
@@ -129,7 +159,10 @@ impl ChildSetup {
 }
 
 fn cstring(path: &Path, what: &'static str) -> Result<CString, ProcessError> {
-    CString::new(path.as_os_str().as_bytes()).map_err(|_| ProcessError::Nul { what, path: path.display().to_string() })
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| ProcessError::Nul {
+        what,
+        path: path.display().to_string(),
+    })
 }
 
 /// Where `path` inside the container lives on the host, given the mounts made before it.
@@ -140,12 +173,18 @@ fn host_location(path: &Path, earlier: &[Mount]) -> PathBuf {
         .max_by_key(|m| m.target.components().count())
         .map_or_else(
             || path.to_owned(),
-            |m| m.source.join(path.strip_prefix(&m.target).unwrap_or(Path::new(""))),
+            |m| {
+                m.source
+                    .join(path.strip_prefix(&m.target).unwrap_or(Path::new("")))
+            },
         )
 }
 
 fn create_mount_point(path: &Path, dir: bool) -> Result<(), ProcessError> {
-    let err = |source| ProcessError::MountPoint { path: path.to_owned(), source };
+    let err = |source| ProcessError::MountPoint {
+        path: path.to_owned(),
+        source,
+    };
     if path.exists() {
         return Ok(());
     }
@@ -174,13 +213,21 @@ pub async fn check_mount_namespaces() -> Result<(), String> {
     unsafe {
         cmd.pre_exec(|| {
             unshare(CloneFlags::CLONE_NEWNS)?;
-            mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)?;
+            mount(
+                None::<&str>,
+                "/",
+                None::<&str>,
+                MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+                None::<&str>,
+            )?;
             Ok(())
         });
     }
     match cmd.status().await {
         Ok(s) if s.success() => Ok(()),
-        Ok(s) => Err(format!("/bin/true in a new mount namespace exited with {s}")),
+        Ok(s) => Err(format!(
+            "/bin/true in a new mount namespace exited with {s}"
+        )),
         Err(e) => Err(format!(
             "cannot create a mount namespace (unshare(CLONE_NEWNS) + private remount of /): {e}; the node agent must run as root (or with CAP_SYS_ADMIN)"
         )),
@@ -190,8 +237,12 @@ pub async fn check_mount_namespaces() -> Result<(), String> {
 /// Whether `pid` is still the process that started at `started` and has not exited (a zombie
 /// has exited; it only waits for its parent to reap it).
 pub fn is_running(pid: u32, started: u64) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
-    let Some(after_comm) = stat.rfind(')').map(|i| &stat[i + 2..]) else { return false };
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let Some(after_comm) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+        return false;
+    };
     let mut fields = after_comm.split(' ');
     let state = fields.next().unwrap_or("");
     let start = fields.nth(18).and_then(|f| f.parse::<u64>().ok());
@@ -230,15 +281,32 @@ mod tests {
 
     #[test]
     fn nested_mount_points_are_created_inside_the_outer_volume() {
-        let outer = Mount { source: "/nodes/n/scratch".into(), target: "/scratch".into(), read_only: false };
-        let deeper = Mount { source: "/nodes/n/scratch-cache".into(), target: "/scratch/cache".into(), read_only: false };
-        assert_eq!(host_location(Path::new("/scratch/tmp"), &[outer.clone()]), Path::new("/nodes/n/scratch/tmp"));
+        let outer = Mount {
+            source: "/nodes/n/scratch".into(),
+            target: "/scratch".into(),
+            read_only: false,
+        };
+        let deeper = Mount {
+            source: "/nodes/n/scratch-cache".into(),
+            target: "/scratch/cache".into(),
+            read_only: false,
+        };
+        assert_eq!(
+            host_location(Path::new("/scratch/tmp"), std::slice::from_ref(&outer)),
+            Path::new("/nodes/n/scratch/tmp")
+        );
         assert_eq!(
             host_location(Path::new("/scratch/cache/x"), &[outer.clone(), deeper]),
             Path::new("/nodes/n/scratch-cache/x")
         );
-        assert_eq!(host_location(Path::new("/dev/termination-log"), &[outer]), Path::new("/dev/termination-log"));
-        assert_eq!(host_location(Path::new("/scratchy"), &[]), Path::new("/scratchy"));
+        assert_eq!(
+            host_location(Path::new("/dev/termination-log"), &[outer]),
+            Path::new("/dev/termination-log")
+        );
+        assert_eq!(
+            host_location(Path::new("/scratchy"), &[]),
+            Path::new("/scratchy")
+        );
     }
 
     #[test]
@@ -246,7 +314,10 @@ mod tests {
         let me = std::process::id();
         let started = start_time(me).unwrap();
         assert!(is_running(me, started));
-        assert!(!is_running(me, started + 1), "a different start time is a different process");
+        assert!(
+            !is_running(me, started + 1),
+            "a different start time is a different process"
+        );
         assert_eq!(start_time(u32::MAX), None);
     }
 
@@ -263,7 +334,9 @@ mod tests {
             loop {
                 // setsid may not have made the sleep its group leader yet
                 if let Some(s) = start_time(pid)
-                    && std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default().starts_with("sleep")
+                    && std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+                        .unwrap_or_default()
+                        .starts_with("sleep")
                 {
                     break s;
                 }

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting, ContainerStatus,
-    HostIP, PodCondition, PodIP, PodStatus,
+    ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
+    ContainerStatus, HostIP, PodCondition, PodIP, PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -17,8 +17,13 @@ const MAX_LOG_TAIL_LINES: usize = 80;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum State {
-    Waiting { reason: String, message: Option<String> },
-    Running { started_at: Time },
+    Waiting {
+        reason: String,
+        message: Option<String>,
+    },
+    Running {
+        started_at: Time,
+    },
     Terminated(Box<ContainerStateTerminated>),
 }
 
@@ -61,7 +66,9 @@ impl Phase {
 
 /// The pod phase from its containers, as kubelet derives it.
 pub fn phase(containers: &[ContainerView]) -> Phase {
-    let never_started = |c: &ContainerView| matches!(c.state, State::Waiting { .. }) && c.restart_count == 0 && c.last_state.is_none();
+    let never_started = |c: &ContainerView| {
+        matches!(c.state, State::Waiting { .. }) && c.restart_count == 0 && c.last_state.is_none()
+    };
     if containers.iter().any(never_started) {
         return Phase::Pending;
     }
@@ -75,7 +82,11 @@ pub fn phase(containers: &[ContainerView]) -> Phase {
         State::Terminated(t) => t.exit_code != 0,
         _ => false,
     });
-    if failed { Phase::Failed } else { Phase::Succeeded }
+    if failed {
+        Phase::Failed
+    } else {
+        Phase::Succeeded
+    }
 }
 
 /// Builds pod statuses, keeping each condition's last transition time.
@@ -98,10 +109,25 @@ impl StatusBuilder {
         self.start_time = Some(start);
     }
 
-    pub fn build(&mut self, host_ip: &str, containers: &[ContainerView], failure: Option<&PodFailure>) -> PodStatus {
-        let phase = if failure.is_some() { Phase::Failed } else { phase(containers) };
-        let start_time = self.start_time.get_or_insert_with(|| Time(Timestamp::now())).clone();
-        let all_running = !containers.is_empty() && containers.iter().all(|c| matches!(c.state, State::Running { .. }));
+    pub fn build(
+        &mut self,
+        host_ip: &str,
+        containers: &[ContainerView],
+        failure: Option<&PodFailure>,
+    ) -> PodStatus {
+        let phase = if failure.is_some() {
+            Phase::Failed
+        } else {
+            phase(containers)
+        };
+        let start_time = self
+            .start_time
+            .get_or_insert_with(|| Time(Timestamp::now()))
+            .clone();
+        let all_running = !containers.is_empty()
+            && containers
+                .iter()
+                .all(|c| matches!(c.state, State::Running { .. }));
         let (ready_reason, ready) = if phase.is_terminal() {
             (Some("PodCompleted"), false)
         } else if all_running {
@@ -120,7 +146,12 @@ impl StatusBuilder {
         let conditions = vec![
             self.condition("PodReadyToStartContainers", failure.is_none(), None, None),
             self.condition("Initialized", true, None, None),
-            self.condition("ContainersReady", ready, ready_reason, not_ready_message.clone()),
+            self.condition(
+                "ContainersReady",
+                ready,
+                ready_reason,
+                not_ready_message.clone(),
+            ),
             self.condition("Ready", ready, ready_reason, not_ready_message),
             self.condition("PodScheduled", true, None, None),
         ];
@@ -129,9 +160,13 @@ impl StatusBuilder {
             conditions: Some(conditions),
             container_statuses: Some(containers.iter().map(container_status).collect()),
             host_ip: Some(host_ip.to_owned()),
-            host_ips: Some(vec![HostIP { ip: host_ip.to_owned() }]),
+            host_ips: Some(vec![HostIP {
+                ip: host_ip.to_owned(),
+            }]),
             pod_ip: Some(host_ip.to_owned()),
-            pod_ips: Some(vec![PodIP { ip: host_ip.to_owned() }]),
+            pod_ips: Some(vec![PodIP {
+                ip: host_ip.to_owned(),
+            }]),
             start_time: Some(start_time),
             reason: failure.map(|f| f.reason.clone()),
             message: failure.map(|f| f.message.clone()),
@@ -139,8 +174,17 @@ impl StatusBuilder {
         }
     }
 
-    fn condition(&mut self, type_: &'static str, value: bool, reason: Option<&str>, message: Option<String>) -> PodCondition {
-        let entry = self.transitions.entry(type_).or_insert_with(|| (value, Time(Timestamp::now())));
+    fn condition(
+        &mut self,
+        type_: &'static str,
+        value: bool,
+        reason: Option<&str>,
+        message: Option<String>,
+    ) -> PodCondition {
+        let entry = self
+            .transitions
+            .entry(type_)
+            .or_insert_with(|| (value, Time(Timestamp::now())));
         if entry.0 != value {
             *entry = (value, Time(Timestamp::now()));
         }
@@ -159,14 +203,22 @@ fn container_status(c: &ContainerView) -> ContainerStatus {
     let running = matches!(c.state, State::Running { .. });
     let state = match &c.state {
         State::Waiting { reason, message } => ContainerState {
-            waiting: Some(ContainerStateWaiting { reason: Some(reason.clone()), message: message.clone() }),
+            waiting: Some(ContainerStateWaiting {
+                reason: Some(reason.clone()),
+                message: message.clone(),
+            }),
             ..ContainerState::default()
         },
         State::Running { started_at } => ContainerState {
-            running: Some(ContainerStateRunning { started_at: Some(started_at.clone()) }),
+            running: Some(ContainerStateRunning {
+                started_at: Some(started_at.clone()),
+            }),
             ..ContainerState::default()
         },
-        State::Terminated(t) => ContainerState { terminated: Some((**t).clone()), ..ContainerState::default() },
+        State::Terminated(t) => ContainerState {
+            terminated: Some((**t).clone()),
+            ..ContainerState::default()
+        },
     };
     ContainerStatus {
         name: c.name.clone(),
@@ -188,12 +240,19 @@ fn container_status(c: &ContainerView) -> ContainerStatus {
 /// Exit code as a container runtime reports it: the code, or 128 + the killing signal.
 pub fn exit_code(status: std::process::ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt;
-    status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+    status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
 }
 
 /// The termination message: the file's content, or for `FallbackToLogsOnError` with a failed
 /// container and an empty file, the log's tail.
-pub fn termination_message(file_content: &[u8], fallback_to_logs: bool, exit_code: i32, log: &[u8]) -> Option<String> {
+pub fn termination_message(
+    file_content: &[u8],
+    fallback_to_logs: bool,
+    exit_code: i32,
+    log: &[u8],
+) -> Option<String> {
     let message = truncate_utf8(file_content, MAX_TERMINATION_MESSAGE);
     if !message.trim().is_empty() {
         return Some(message);
@@ -217,7 +276,9 @@ fn log_tail(log: &[u8]) -> String {
     let lines: Vec<&str> = text.lines().collect();
     let tail = lines[lines.len().saturating_sub(MAX_LOG_TAIL_LINES)..].join("\n");
     let start = tail.len().saturating_sub(MAX_LOG_TAIL_BYTES);
-    let start = (start..=tail.len()).find(|&i| tail.is_char_boundary(i)).unwrap_or(tail.len());
+    let start = (start..=tail.len())
+        .find(|&i| tail.is_char_boundary(i))
+        .unwrap_or(tail.len());
     tail[start..].to_owned()
 }
 
@@ -239,34 +300,71 @@ mod tests {
     }
 
     fn terminated(code: i32) -> State {
-        State::Terminated(Box::new(ContainerStateTerminated { exit_code: code, ..Default::default() }))
+        State::Terminated(Box::new(ContainerStateTerminated {
+            exit_code: code,
+            ..Default::default()
+        }))
     }
 
     #[test]
     fn phase_follows_the_containers() {
-        let waiting = State::Waiting { reason: "ContainerCreating".into(), message: None };
-        let running = State::Running { started_at: Time(Timestamp::now()) };
+        let waiting = State::Waiting {
+            reason: "ContainerCreating".into(),
+            message: None,
+        };
+        let running = State::Running {
+            started_at: Time(Timestamp::now()),
+        };
         assert_eq!(phase(&[view(waiting, false)]), Phase::Pending);
         assert_eq!(phase(&[view(running.clone(), false)]), Phase::Running);
-        assert_eq!(phase(&[view(terminated(0), false), view(running, false)]), Phase::Running);
+        assert_eq!(
+            phase(&[view(terminated(0), false), view(running, false)]),
+            Phase::Running
+        );
         assert_eq!(phase(&[view(terminated(0), false)]), Phase::Succeeded);
-        assert_eq!(phase(&[view(terminated(0), false), view(terminated(3), false)]), Phase::Failed);
-        assert_eq!(phase(&[view(terminated(3), true)]), Phase::Running, "a container about to restart keeps the pod running");
+        assert_eq!(
+            phase(&[view(terminated(0), false), view(terminated(3), false)]),
+            Phase::Failed
+        );
+        assert_eq!(
+            phase(&[view(terminated(3), true)]),
+            Phase::Running,
+            "a container about to restart keeps the pod running"
+        );
     }
 
     #[test]
     fn ready_conditions_and_failure_reason_are_reported() {
         let mut b = StatusBuilder::default();
-        let s = b.build("127.0.0.1", &[view(State::Running { started_at: Time(Timestamp::now()) }, false)], None);
+        let s = b.build(
+            "127.0.0.1",
+            &[view(
+                State::Running {
+                    started_at: Time(Timestamp::now()),
+                },
+                false,
+            )],
+            None,
+        );
         let cond = |s: &PodStatus, t: &str| {
-            s.conditions.as_ref().unwrap().iter().find(|c| c.type_ == t).unwrap().status.clone()
+            s.conditions
+                .as_ref()
+                .unwrap()
+                .iter()
+                .find(|c| c.type_ == t)
+                .unwrap()
+                .status
+                .clone()
         };
         assert_eq!(s.phase.as_deref(), Some("Running"));
         assert_eq!(cond(&s, "Ready"), "True");
         let done = b.build("127.0.0.1", &[view(terminated(0), false)], None);
         assert_eq!(cond(&done, "Ready"), "False");
         assert_eq!(done.start_time, s.start_time, "startTime is kept");
-        let failure = PodFailure { reason: "ErrImagePull".into(), message: "image \"x\" unknown".into() };
+        let failure = PodFailure {
+            reason: "ErrImagePull".into(),
+            message: "image \"x\" unknown".into(),
+        };
         let failed = b.build("127.0.0.1", &[], Some(&failure));
         assert_eq!(failed.phase.as_deref(), Some("Failed"));
         assert_eq!(failed.reason.as_deref(), Some("ErrImagePull"));
@@ -275,9 +373,18 @@ mod tests {
     #[test]
     fn termination_message_is_capped_and_falls_back_to_logs_only_on_error() {
         let big = vec![b'x'; 5000];
-        assert_eq!(termination_message(&big, false, 0, b"").unwrap().len(), MAX_TERMINATION_MESSAGE);
-        assert_eq!(termination_message(b"{\"ok\":true}", true, 1, b"log").as_deref(), Some("{\"ok\":true}"));
-        assert_eq!(termination_message(b"", true, 2, b"a\nb\nboom\n").as_deref(), Some("a\nb\nboom"));
+        assert_eq!(
+            termination_message(&big, false, 0, b"").unwrap().len(),
+            MAX_TERMINATION_MESSAGE
+        );
+        assert_eq!(
+            termination_message(b"{\"ok\":true}", true, 1, b"log").as_deref(),
+            Some("{\"ok\":true}")
+        );
+        assert_eq!(
+            termination_message(b"", true, 2, b"a\nb\nboom\n").as_deref(),
+            Some("a\nb\nboom")
+        );
         assert_eq!(termination_message(b"", true, 0, b"fine\n"), None);
         assert_eq!(termination_message(b"", false, 2, b"boom\n"), None);
         let long_log: String = (0..200).map(|i| format!("line {i}\n")).collect();

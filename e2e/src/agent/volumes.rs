@@ -14,15 +14,31 @@ pub enum VolumeError {
     #[error("volume {volume}: {path} must be an absolute path without '..'")]
     BadPath { volume: String, path: String },
     #[error("volume {volume}: hostPath {path} (locally {local}) does not exist or is not a {kind}")]
-    HostPathType { volume: String, path: String, local: PathBuf, kind: &'static str },
-    #[error("volume {volume}: {kind} volumes are not supported by the node agent (supported: hostPath, emptyDir, configMap, secret)")]
+    HostPathType {
+        volume: String,
+        path: String,
+        local: PathBuf,
+        kind: &'static str,
+    },
+    #[error(
+        "volume {volume}: {kind} volumes are not supported by the node agent (supported: hostPath, emptyDir, configMap, secret)"
+    )]
     Unsupported { volume: String, kind: &'static str },
     #[error("container {container}: volumeMount {volume} names no volume of the pod")]
     UnknownVolume { container: String, volume: String },
     #[error("volume {volume}: {kind} {name:?} was not found")]
-    MissingObject { volume: String, kind: &'static str, name: String },
+    MissingObject {
+        volume: String,
+        kind: &'static str,
+        name: String,
+    },
     #[error("volume {volume}: {kind} {name:?} has no key {key:?}")]
-    MissingKey { volume: String, kind: &'static str, name: String, key: String },
+    MissingKey {
+        volume: String,
+        kind: &'static str,
+        name: String,
+        key: String,
+    },
     #[error("volume {volume}: preparing {path}: {source}")]
     Io {
         volume: String,
@@ -46,7 +62,10 @@ impl NodeDisk {
         if self.pass_through.iter().any(|p| path.starts_with(p)) {
             return path.to_owned();
         }
-        let relative: PathBuf = path.components().filter(|c| matches!(c, Component::Normal(_))).collect();
+        let relative: PathBuf = path
+            .components()
+            .filter(|c| matches!(c, Component::Normal(_)))
+            .collect();
         self.root.join(relative)
     }
 
@@ -74,7 +93,12 @@ pub fn prepare_volumes(
     let uid = pod.metadata.uid.as_deref().unwrap_or_default();
     let volumes = pod.spec.iter().flat_map(|s| s.volumes.iter().flatten());
     volumes
-        .map(|v| Ok((v.name.clone(), prepare_volume(v, disk, &disk.pod_dir(uid), sources)?)))
+        .map(|v| {
+            Ok((
+                v.name.clone(),
+                prepare_volume(v, disk, &disk.pod_dir(uid), sources)?,
+            ))
+        })
         .collect()
 }
 
@@ -87,13 +111,20 @@ fn prepare_volume(
     let io = |path: &Path| {
         let volume = v.name.clone();
         let path = path.to_owned();
-        move |source| VolumeError::Io { volume, path, source }
+        move |source| VolumeError::Io {
+            volume,
+            path,
+            source,
+        }
     };
     let own_dir = pod_dir.join("volumes").join(&v.name);
     if let Some(hp) = &v.host_path {
         let path = Path::new(&hp.path);
         if !path.is_absolute() || path.components().any(|c| c == Component::ParentDir) {
-            return Err(VolumeError::BadPath { volume: v.name.clone(), path: hp.path.clone() });
+            return Err(VolumeError::BadPath {
+                volume: v.name.clone(),
+                path: hp.path.clone(),
+            });
         }
         let local = disk.local(path);
         let wrong = |kind| VolumeError::HostPathType {
@@ -123,18 +154,37 @@ fn prepare_volume(
     if v.empty_dir.is_some() {
         std::fs::create_dir_all(&own_dir).map_err(io(&own_dir))?;
         // World-writable like kubelet's, so any runAsUser can use it.
-        std::fs::set_permissions(&own_dir, std::fs::Permissions::from_mode(0o777)).map_err(io(&own_dir))?;
+        std::fs::set_permissions(&own_dir, std::fs::Permissions::from_mode(0o777))
+            .map_err(io(&own_dir))?;
         return Ok(Some(own_dir));
     }
     if let Some(cm) = &v.config_map {
         let data = sources.config_maps.get(&cm.name);
-        write_object_files(v, "ConfigMap", &cm.name, data, cm.items.as_deref(), cm.optional, cm.default_mode, &own_dir)?;
+        write_object_files(
+            v,
+            "ConfigMap",
+            &cm.name,
+            data,
+            cm.items.as_deref(),
+            cm.optional,
+            cm.default_mode,
+            &own_dir,
+        )?;
         return Ok(Some(own_dir));
     }
     if let Some(secret) = &v.secret {
         let name = secret.secret_name.clone().unwrap_or_default();
         let data = sources.secrets.get(&name);
-        write_object_files(v, "Secret", &name, data, secret.items.as_deref(), secret.optional, secret.default_mode, &own_dir)?;
+        write_object_files(
+            v,
+            "Secret",
+            &name,
+            data,
+            secret.items.as_deref(),
+            secret.optional,
+            secret.default_mode,
+            &own_dir,
+        )?;
         return Ok(Some(own_dir));
     }
     if is_service_account_token(v) {
@@ -156,11 +206,16 @@ fn prepare_volume(
     } else {
         "this kind of"
     };
-    Err(VolumeError::Unsupported { volume: v.name.clone(), kind })
+    Err(VolumeError::Unsupported {
+        volume: v.name.clone(),
+        kind,
+    })
 }
 
 fn is_kind(path: &Path, check: impl Fn(std::fs::FileType) -> bool) -> bool {
-    std::fs::metadata(path).map(|m| check(m.file_type())).unwrap_or(false)
+    std::fs::metadata(path)
+        .map(|m| check(m.file_type()))
+        .unwrap_or(false)
 }
 
 /// The `kube-api-access-*` volume the ServiceAccount admission plugin injects.
@@ -187,23 +242,40 @@ fn write_object_files(
     let io = |path: &Path| {
         let volume = v.name.clone();
         let path = path.to_owned();
-        move |source| VolumeError::Io { volume, path, source }
+        move |source| VolumeError::Io {
+            volume,
+            path,
+            source,
+        }
     };
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let Some(data) = data else {
         if optional == Some(true) {
             return Ok(());
         }
-        return Err(VolumeError::MissingObject { volume: v.name.clone(), kind, name: name.to_owned() });
+        return Err(VolumeError::MissingObject {
+            volume: v.name.clone(),
+            kind,
+            name: name.to_owned(),
+        });
     };
     let files: Vec<(&str, &str, Option<i32>)> = match items {
-        Some(items) => items.iter().map(|i| (i.key.as_str(), i.path.as_str(), i.mode)).collect(),
-        None => data.keys().map(|k| (k.as_str(), k.as_str(), None)).collect(),
+        Some(items) => items
+            .iter()
+            .map(|i| (i.key.as_str(), i.path.as_str(), i.mode))
+            .collect(),
+        None => data
+            .keys()
+            .map(|k| (k.as_str(), k.as_str(), None))
+            .collect(),
     };
     for (key, rel, mode) in files {
         let rel_path = Path::new(rel);
         if rel_path.is_absolute() || rel_path.components().any(|c| c == Component::ParentDir) {
-            return Err(VolumeError::BadPath { volume: v.name.clone(), path: rel.to_owned() });
+            return Err(VolumeError::BadPath {
+                volume: v.name.clone(),
+                path: rel.to_owned(),
+            });
         }
         let bytes = data.get(key).ok_or_else(|| VolumeError::MissingKey {
             volume: v.name.clone(),
@@ -218,7 +290,8 @@ fn write_object_files(
         let mut f = std::fs::File::create(&path).map_err(io(&path))?;
         f.write_all(bytes).map_err(io(&path))?;
         let mode = mode.or(default_mode).unwrap_or(0o644) as u32;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).map_err(io(&path))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+            .map_err(io(&path))?;
     }
     Ok(())
 }
@@ -230,20 +303,28 @@ pub fn container_mounts(
 ) -> Result<Vec<Mount>, VolumeError> {
     let mut mounts = Vec::new();
     for vm in container.volume_mounts.iter().flatten() {
-        let (_, local) = volumes.iter().find(|(n, _)| *n == vm.name).ok_or_else(|| VolumeError::UnknownVolume {
-            container: container.name.clone(),
-            volume: vm.name.clone(),
+        let (_, local) = volumes.iter().find(|(n, _)| *n == vm.name).ok_or_else(|| {
+            VolumeError::UnknownVolume {
+                container: container.name.clone(),
+                volume: vm.name.clone(),
+            }
         })?;
         let Some(local) = local else { continue };
         let target = Path::new(&vm.mount_path);
         if !target.is_absolute() || target.components().any(|c| c == Component::ParentDir) {
-            return Err(VolumeError::BadPath { volume: vm.name.clone(), path: vm.mount_path.clone() });
+            return Err(VolumeError::BadPath {
+                volume: vm.name.clone(),
+                path: vm.mount_path.clone(),
+            });
         }
         let mut source = local.clone();
         if let Some(sub) = vm.sub_path.as_deref().filter(|s| !s.is_empty()) {
             let sub_path = Path::new(sub);
             if sub_path.is_absolute() || sub_path.components().any(|c| c == Component::ParentDir) {
-                return Err(VolumeError::BadPath { volume: vm.name.clone(), path: sub.to_owned() });
+                return Err(VolumeError::BadPath {
+                    volume: vm.name.clone(),
+                    path: sub.to_owned(),
+                });
             }
             source = local.join(sub_path);
             if !source.exists() {
@@ -254,7 +335,11 @@ pub fn container_mounts(
                 })?;
             }
         }
-        mounts.push(Mount { source, target: target.to_owned(), read_only: vm.read_only.unwrap_or(false) });
+        mounts.push(Mount {
+            source,
+            target: target.to_owned(),
+            read_only: vm.read_only.unwrap_or(false),
+        });
     }
     mounts.sort_by_key(|m| m.target.components().count());
     Ok(mounts)
@@ -266,18 +351,27 @@ mod tests {
     use serde_json::json;
 
     fn disk(root: &Path) -> NodeDisk {
-        NodeDisk { root: root.join("gpu-1"), pass_through: vec!["/var/tmp/filecoin-proof-parameters".into()] }
+        NodeDisk {
+            root: root.join("gpu-1"),
+            pass_through: vec!["/var/tmp/filecoin-proof-parameters".into()],
+        }
     }
 
     #[test]
     fn host_paths_live_on_the_nodes_own_disk_except_pass_through() {
         let d = disk(Path::new("/nodes"));
-        assert_eq!(d.local(Path::new("/var/lib/sealing/scratch")), Path::new("/nodes/gpu-1/var/lib/sealing/scratch"));
+        assert_eq!(
+            d.local(Path::new("/var/lib/sealing/scratch")),
+            Path::new("/nodes/gpu-1/var/lib/sealing/scratch")
+        );
         assert_eq!(
             d.local(Path::new("/var/tmp/filecoin-proof-parameters/v28.vk")),
             Path::new("/var/tmp/filecoin-proof-parameters/v28.vk")
         );
-        let other = NodeDisk { root: "/nodes/cpu-1".into(), pass_through: vec![] };
+        let other = NodeDisk {
+            root: "/nodes/cpu-1".into(),
+            pass_through: vec![],
+        };
         assert_ne!(d.local(Path::new("/data")), other.local(Path::new("/data")));
     }
 
@@ -308,7 +402,11 @@ mod tests {
             ]),
         );
         let sources = EnvSources {
-            config_maps: [("cm".to_string(), [("a".to_string(), b"hello".to_vec())].into())].into(),
+            config_maps: [(
+                "cm".to_string(),
+                [("a".to_string(), b"hello".to_vec())].into(),
+            )]
+            .into(),
             ..Default::default()
         };
         let volumes = prepare_volumes(&p, &d, &sources).unwrap();
@@ -319,30 +417,61 @@ mod tests {
         assert_eq!(mounts[0].target, Path::new("/scratch"));
         assert!(mounts[0].read_only);
         assert_eq!(mounts[0].source, scratch);
-        let pos = |t: &str| mounts.iter().position(|m| m.target == Path::new(t)).unwrap();
-        assert!(pos("/scratch") < pos("/scratch/tmp"), "the outer mount comes first");
-        let cfg = mounts.iter().find(|m| m.target == Path::new("/etc/cfg")).unwrap();
-        assert_eq!(std::fs::read(cfg.source.join("sub/a.txt")).unwrap(), b"hello");
+        let pos = |t: &str| {
+            mounts
+                .iter()
+                .position(|m| m.target == Path::new(t))
+                .unwrap()
+        };
+        assert!(
+            pos("/scratch") < pos("/scratch/tmp"),
+            "the outer mount comes first"
+        );
+        let cfg = mounts
+            .iter()
+            .find(|m| m.target == Path::new("/etc/cfg"))
+            .unwrap();
+        assert_eq!(
+            std::fs::read(cfg.source.join("sub/a.txt")).unwrap(),
+            b"hello"
+        );
     }
 
     #[test]
     fn bad_volumes_fail_with_the_volume_named() {
         let tmp = tempfile::tempdir().unwrap();
         let d = disk(tmp.path());
-        let missing_dir = pod(json!([{"name": "data", "hostPath": {"path": "/nope", "type": "Directory"}}]), json!([]));
-        let err = prepare_volumes(&missing_dir, &d, &EnvSources::default()).unwrap_err().to_string();
+        let missing_dir = pod(
+            json!([{"name": "data", "hostPath": {"path": "/nope", "type": "Directory"}}]),
+            json!([]),
+        );
+        let err = prepare_volumes(&missing_dir, &d, &EnvSources::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("data") && err.contains("/nope"), "{err}");
 
-        let pvc = pod(json!([{"name": "v", "persistentVolumeClaim": {"claimName": "c"}}]), json!([]));
-        let err = prepare_volumes(&pvc, &d, &EnvSources::default()).unwrap_err().to_string();
+        let pvc = pod(
+            json!([{"name": "v", "persistentVolumeClaim": {"claimName": "c"}}]),
+            json!([]),
+        );
+        let err = prepare_volumes(&pvc, &d, &EnvSources::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("persistentVolumeClaim"), "{err}");
 
-        let no_cm = pod(json!([{"name": "cfg", "configMap": {"name": "absent"}}]), json!([]));
-        let err = prepare_volumes(&no_cm, &d, &EnvSources::default()).unwrap_err().to_string();
+        let no_cm = pod(
+            json!([{"name": "cfg", "configMap": {"name": "absent"}}]),
+            json!([]),
+        );
+        let err = prepare_volumes(&no_cm, &d, &EnvSources::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("absent"), "{err}");
 
         let dangling = pod(json!([]), json!([{"name": "ghost", "mountPath": "/g"}]));
-        let err = container_mounts(&dangling.spec.as_ref().unwrap().containers[0], &[]).unwrap_err().to_string();
+        let err = container_mounts(&dangling.spec.as_ref().unwrap().containers[0], &[])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("ghost"), "{err}");
     }
 }

@@ -33,7 +33,10 @@ impl LocalControlPlane {
             .env("SEALING_START_KWOK", "1")
             .stderr(std::process::Stdio::inherit())
             .output()
-            .map_err(|e| HarnessError::Script { script: "up.sh".into(), message: e.to_string() })?;
+            .map_err(|e| HarnessError::Script {
+                script: "up.sh".into(),
+                message: e.to_string(),
+            })?;
         if !output.status.success() {
             return Err(HarnessError::Script {
                 script: "up.sh".into(),
@@ -41,7 +44,10 @@ impl LocalControlPlane {
             });
         }
         let kubeconfig = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
-        eprintln!("e2e: local control plane up in {:.1}s", started.elapsed().as_secs_f64());
+        eprintln!(
+            "e2e: local control plane up in {:.1}s",
+            started.elapsed().as_secs_f64()
+        );
         let env_file = state_dir.join("env");
         let env = std::fs::read_to_string(&env_file).map_err(|e| HarnessError::io(&env_file, e))?;
         let bin_dir = env
@@ -52,7 +58,12 @@ impl LocalControlPlane {
                 script: "up.sh".into(),
                 message: format!("{} names no SEALING_K8S_BIN", env_file.display()),
             })?;
-        Ok(LocalControlPlane { state_dir: state_dir.to_owned(), kubeconfig, bin_dir, scripts })
+        Ok(LocalControlPlane {
+            state_dir: state_dir.to_owned(),
+            kubeconfig,
+            bin_dir,
+            scripts,
+        })
     }
 
     /// Stops every process of the control plane and checks that none is left.
@@ -60,11 +71,17 @@ impl LocalControlPlane {
         let status = Command::new(self.scripts.join("down.sh"))
             .env("SEALING_STATE_DIR", &self.state_dir)
             .status()
-            .map_err(|e| HarnessError::Script { script: "down.sh".into(), message: e.to_string() })?;
+            .map_err(|e| HarnessError::Script {
+                script: "down.sh".into(),
+                message: e.to_string(),
+            })?;
         if status.success() {
             Ok(())
         } else {
-            Err(HarnessError::Script { script: "down.sh".into(), message: format!("exited with {status}") })
+            Err(HarnessError::Script {
+                script: "down.sh".into(),
+                message: format!("exited with {status}"),
+            })
         }
     }
 }

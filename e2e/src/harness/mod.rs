@@ -21,10 +21,10 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Namespace, Node, ServiceAccount};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
-use kube::runtime::conditions;
-use serde::Deserialize;
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::conditions;
 use kube::{Api, Client};
+use serde::Deserialize;
 use serde_json::json;
 
 pub use control_plane::LocalControlPlane;
@@ -39,8 +39,14 @@ pub enum HarnessError {
     Kubeconfig { path: PathBuf, message: String },
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
-    #[error("binary {name} not found at {path}; build it first (cargo build --release -p {package} --bins)")]
-    MissingBinary { name: String, path: PathBuf, package: String },
+    #[error(
+        "binary {name} not found at {path}; build it first (cargo build --release -p {package} --bins)"
+    )]
+    MissingBinary {
+        name: String,
+        path: PathBuf,
+        package: String,
+    },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -50,14 +56,21 @@ pub enum HarnessError {
     #[error("invalid configuration: {0}")]
     Config(String),
     #[error("timed out after {seconds}s waiting for {what}; last seen: {last}")]
-    Timeout { what: String, seconds: u64, last: String },
+    Timeout {
+        what: String,
+        seconds: u64,
+        last: String,
+    },
     #[error("the node agent exited ({status}); see {log}")]
     AgentExited { status: String, log: PathBuf },
 }
 
 impl HarnessError {
     pub fn io(path: &Path, source: std::io::Error) -> Self {
-        HarnessError::Io { path: path.to_owned(), source }
+        HarnessError::Io {
+            path: path.to_owned(),
+            source,
+        }
     }
 }
 
@@ -70,7 +83,8 @@ pub struct Binaries {
 
 impl Binaries {
     pub fn from_current_exe() -> Result<Self, HarnessError> {
-        let exe = std::env::current_exe().map_err(|e| HarnessError::io(Path::new("current_exe"), e))?;
+        let exe =
+            std::env::current_exe().map_err(|e| HarnessError::io(Path::new("current_exe"), e))?;
         let mut dir = exe.parent().map(Path::to_owned).unwrap_or_default();
         if dir.file_name().is_some_and(|n| n == "deps") {
             dir.pop();
@@ -93,7 +107,11 @@ impl Binaries {
             "sealing-operator" | "crdgen" => "sealing-operator",
             other => other,
         };
-        Err(HarnessError::MissingBinary { name: name.into(), path, package: package.into() })
+        Err(HarnessError::MissingBinary {
+            name: name.into(),
+            path,
+            package: package.into(),
+        })
     }
 }
 
@@ -116,7 +134,9 @@ impl Cluster {
         let binaries = Binaries::from_current_exe()?;
         let run_dir = std::env::var_os("SEALING_E2E_RUN_DIR")
             .map(PathBuf::from)
-            .unwrap_or_else(|| std::env::temp_dir().join(format!("sealing-e2e-{}", std::process::id())));
+            .unwrap_or_else(|| {
+                std::env::temp_dir().join(format!("sealing-e2e-{}", std::process::id()))
+            });
         std::fs::create_dir_all(&run_dir).map_err(|e| HarnessError::io(&run_dir, e))?;
         if let Some(path) = std::env::var_os("SEALING_E2E_KUBECONFIG") {
             let kubeconfig = PathBuf::from(path);
@@ -137,7 +157,10 @@ impl Cluster {
             let state = run_dir.join("control-plane");
             tokio::task::spawn_blocking(move || LocalControlPlane::start(&state))
                 .await
-                .map_err(|e| HarnessError::Script { script: "up.sh".into(), message: e.to_string() })??
+                .map_err(|e| HarnessError::Script {
+                    script: "up.sh".into(),
+                    message: e.to_string(),
+                })??
         };
         let kubeconfig = control_plane.kubeconfig.clone();
         let client = match client_for(&kubeconfig).await {
@@ -171,9 +194,13 @@ impl Cluster {
         *self.agent.lock().unwrap_or_else(|e| e.into_inner()) = Some(agent);
         let nodes: Api<Node> = Api::all(self.client.clone());
         for name in [node_agent::GPU_NODE, node_agent::CPU_NODE] {
-            let waited = wait::wait_for(&nodes, name, Duration::from_secs(60), "node to be Ready", |n: Option<&Node>| {
-                n.is_some_and(wait::node_is_ready)
-            })
+            let waited = wait::wait_for(
+                &nodes,
+                name,
+                Duration::from_secs(60),
+                "node to be Ready",
+                |n: Option<&Node>| n.is_some_and(wait::node_is_ready),
+            )
             .await;
             if let Err(e) = waited {
                 self.check_agent()?;
@@ -198,7 +225,10 @@ impl Cluster {
 
     /// The repository checkout the tests were built from.
     pub fn repo_root() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_owned).unwrap_or_default()
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .map(Path::to_owned)
+            .unwrap_or_default()
     }
 
     /// `kubectl` for this cluster: the control plane's own (same version) when local, else
@@ -236,8 +266,9 @@ impl Cluster {
                 if value.is_null() {
                     continue;
                 }
-                let crd: CustomResourceDefinition = serde_yaml::from_value(value)
-                    .map_err(|e| HarnessError::Config(format!("{}: not a CRD: {e}", file.display())))?;
+                let crd: CustomResourceDefinition = serde_yaml::from_value(value).map_err(|e| {
+                    HarnessError::Config(format!("{}: not a CRD: {e}", file.display()))
+                })?;
                 parsed.push(crd);
             }
         }
@@ -250,8 +281,14 @@ impl Cluster {
             names.push(name);
         }
         for name in &names {
-            wait::wait_for(&crds, name, Duration::from_secs(60), "CRD to be Established", conditions::is_crd_established())
-                .await?;
+            wait::wait_for(
+                &crds,
+                name,
+                Duration::from_secs(60),
+                "CRD to be Established",
+                conditions::is_crd_established(),
+            )
+            .await?;
         }
         Ok(names)
     }
@@ -270,7 +307,12 @@ impl Cluster {
 
     /// Fails when the harness's node agent has died.
     pub fn check_agent(&self) -> Result<(), HarnessError> {
-        match self.agent.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+        match self
+            .agent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        {
             Some(agent) => agent.check_alive(),
             None => Ok(()),
         }
@@ -278,7 +320,11 @@ impl Cluster {
 
     /// The node agent log's tail, when the harness runs an agent.
     pub fn agent_log_tail(&self, lines: usize) -> Option<String> {
-        self.agent.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|a| a.log_tail(lines))
+        self.agent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|a| a.log_tail(lines))
     }
 
     /// Creates a fresh namespace `<prefix>-<n>` and waits until pods can be created in it
@@ -291,11 +337,18 @@ impl Cluster {
         .map_err(|e| HarnessError::Config(e.to_string()))?;
         let created = namespaces.create(&PostParams::default(), &ns).await?;
         let name = created.metadata.name.unwrap_or_default();
-        self.namespaces.lock().unwrap_or_else(|e| e.into_inner()).push(name.clone());
+        self.namespaces
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(name.clone());
         let sas: Api<ServiceAccount> = Api::namespaced(self.client.clone(), &name);
-        wait::wait_for(&sas, "default", Duration::from_secs(60), "the default ServiceAccount", |sa: Option<&ServiceAccount>| {
-            sa.is_some()
-        })
+        wait::wait_for(
+            &sas,
+            "default",
+            Duration::from_secs(60),
+            "the default ServiceAccount",
+            |sa: Option<&ServiceAccount>| sa.is_some(),
+        )
         .await?;
         Ok(name)
     }
@@ -320,7 +373,11 @@ impl Cluster {
         if let Some(mut agent) = self.agent.lock().unwrap_or_else(|e| e.into_inner()).take() {
             agent.stop();
         }
-        if let Some(cp) = self.control_plane.lock().unwrap_or_else(|e| e.into_inner()).take()
+        if let Some(cp) = self
+            .control_plane
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
             && let Err(e) = cp.stop()
         {
             eprintln!("e2e: stopping the control plane: {e}");
@@ -329,7 +386,10 @@ impl Cluster {
 }
 
 async fn client_for(path: &Path) -> Result<Client, HarnessError> {
-    let err = |message: String| HarnessError::Kubeconfig { path: path.to_owned(), message };
+    let err = |message: String| HarnessError::Kubeconfig {
+        path: path.to_owned(),
+        message,
+    };
     let kc = Kubeconfig::read_from(path).map_err(|e| err(e.to_string()))?;
     let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
         .await

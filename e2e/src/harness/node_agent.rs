@@ -68,11 +68,17 @@ pub struct NodeAgentProcess {
 impl NodeAgentProcess {
     /// Starts the agent with `config` (written to `<dir>/node-agent.yaml`), logging to
     /// `<dir>/node-agent.log`.
-    pub fn start(binaries: &Binaries, kubeconfig: &Path, config: &Value, dir: &Path) -> Result<Self, HarnessError> {
+    pub fn start(
+        binaries: &Binaries,
+        kubeconfig: &Path,
+        config: &Value,
+        dir: &Path,
+    ) -> Result<Self, HarnessError> {
         let binary = binaries.path("node-agent")?;
         std::fs::create_dir_all(dir).map_err(|e| HarnessError::io(dir, e))?;
         let config_path = dir.join("node-agent.yaml");
-        let yaml = serde_yaml::to_string(config).map_err(|e| HarnessError::Config(e.to_string()))?;
+        let yaml =
+            serde_yaml::to_string(config).map_err(|e| HarnessError::Config(e.to_string()))?;
         std::fs::write(&config_path, yaml).map_err(|e| HarnessError::io(&config_path, e))?;
         let log = dir.join("node-agent.log");
         let log_file = std::fs::OpenOptions::new()
@@ -80,20 +86,30 @@ impl NodeAgentProcess {
             .append(true)
             .open(&log)
             .map_err(|e| HarnessError::io(&log, e))?;
-        let log_err = log_file.try_clone().map_err(|e| HarnessError::io(&log, e))?;
+        let log_err = log_file
+            .try_clone()
+            .map_err(|e| HarnessError::io(&log, e))?;
         let child = Command::new(&binary)
             .arg("--config")
             .arg(&config_path)
             .arg("--kubeconfig")
             .arg(kubeconfig)
-            .env("RUST_LOG", std::env::var("SEALING_E2E_AGENT_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("SEALING_E2E_AGENT_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(log_file)
             .stderr(log_err)
             .spawn()
             .map_err(|e| HarnessError::io(&binary, e))?;
         let root_dir = PathBuf::from(config["rootDir"].as_str().unwrap_or_default());
-        Ok(NodeAgentProcess { child, config: config_path, root_dir, log })
+        Ok(NodeAgentProcess {
+            child,
+            config: config_path,
+            root_dir,
+            log,
+        })
     }
 
     pub fn pid(&self) -> u32 {
@@ -104,7 +120,10 @@ impl NodeAgentProcess {
     pub fn check_alive(&mut self) -> Result<(), HarnessError> {
         match self.child.try_wait() {
             Ok(None) => Ok(()),
-            Ok(Some(status)) => Err(HarnessError::AgentExited { status: status.to_string(), log: self.log.clone() }),
+            Ok(Some(status)) => Err(HarnessError::AgentExited {
+                status: status.to_string(),
+                log: self.log.clone(),
+            }),
             Err(e) => Err(HarnessError::io(&self.log, e)),
         }
     }

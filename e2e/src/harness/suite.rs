@@ -56,7 +56,11 @@ pub fn run_suite(tests: Vec<E2eTest>) -> ExitCode {
     let mut args = Arguments::from_args();
     // The tests mostly wait on the cluster; a few at once keeps the run short on 2 cores.
     args.test_threads.get_or_insert(4);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => Arc::new(rt),
         Err(e) => {
             eprintln!("e2e: cannot start the tokio runtime: {e}");
@@ -72,7 +76,9 @@ pub fn run_suite(tests: Vec<E2eTest>) -> ExitCode {
         let started = started.clone();
         let starting = starting.clone();
         runtime.spawn(async move {
-            let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+            let Ok(mut term) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            else {
                 return;
             };
             tokio::select! {
@@ -95,26 +101,41 @@ pub fn run_suite(tests: Vec<E2eTest>) -> ExitCode {
             let runtime = runtime.clone();
             let started = started.clone();
             let starting = starting.clone();
-            let name = test.name.split_once("::").map_or(test.name, |(_, rest)| rest);
+            let name = test
+                .name
+                .split_once("::")
+                .map_or(test.name, |(_, rest)| rest);
             let ignored = test.local_only && external;
             Trial::test(name, move || {
                 let cluster = started
                     .get_or_init(|| {
                         let _guard = starting.lock().unwrap_or_else(|e| e.into_inner());
-                        runtime.block_on(Cluster::start()).map(Arc::new).map_err(|e| e.to_string())
+                        runtime
+                            .block_on(Cluster::start())
+                            .map(Arc::new)
+                            .map_err(|e| e.to_string())
                     })
                     .clone()
-                    .map_err(|e| Failed::from(format!("the test cluster could not be started: {e}")))?;
+                    .map_err(|e| {
+                        Failed::from(format!("the test cluster could not be started: {e}"))
+                    })?;
                 let outcome = runtime.block_on(async {
                     tokio::time::timeout(test_timeout(), (test.run)(cluster.clone())).await
                 });
                 match outcome {
                     Ok(Ok(())) => Ok(()),
                     Ok(Err(e)) => {
-                        let agent = cluster.check_agent().err().map(|e| format!("\n{e}")).unwrap_or_default();
+                        let agent = cluster
+                            .check_agent()
+                            .err()
+                            .map(|e| format!("\n{e}"))
+                            .unwrap_or_default();
                         Err(Failed::from(format!("{e:#}{agent}")))
                     }
-                    Err(_) => Err(Failed::from(format!("timed out after {}s", test_timeout().as_secs()))),
+                    Err(_) => Err(Failed::from(format!(
+                        "timed out after {}s",
+                        test_timeout().as_secs()
+                    ))),
                 }
             })
             .with_ignored_flag(ignored)

@@ -41,13 +41,22 @@ where
                 Ok(None) => "no such object".into(),
                 Err(e) => format!("could not read it: {e}"),
             };
-            Err(HarnessError::Timeout { what: format!("{what} ({name})"), seconds: timeout.as_secs(), last })
+            Err(HarnessError::Timeout {
+                what: format!("{what} ({name})"),
+                seconds: timeout.as_secs(),
+                last,
+            })
         }
     }
 }
 
 /// Waits until object `name` is gone.
-pub async fn wait_deleted<K>(api: &Api<K>, name: &str, uid: &str, timeout: Duration) -> Result<(), HarnessError>
+pub async fn wait_deleted<K>(
+    api: &Api<K>,
+    name: &str,
+    uid: &str,
+    timeout: Duration,
+) -> Result<(), HarnessError>
 where
     K: Resource + Clone + DeserializeOwned + Serialize + Debug + Send + 'static,
 {
@@ -65,7 +74,11 @@ where
                 Ok(None) => "no such object".into(),
                 Err(e) => format!("could not read it: {e}"),
             };
-            Err(HarnessError::Timeout { what: format!("deletion of {name}"), seconds: timeout.as_secs(), last })
+            Err(HarnessError::Timeout {
+                what: format!("deletion of {name}"),
+                seconds: timeout.as_secs(),
+                last,
+            })
         }
     }
 }
@@ -76,7 +89,10 @@ fn summarize<K: Serialize>(obj: &K) -> String {
     let shown = value.get("status").cloned().unwrap_or(value);
     let mut text = shown.to_string();
     if text.len() > 2000 {
-        let cut = (0..=2000).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+        let cut = (0..=2000)
+            .rev()
+            .find(|&i| text.is_char_boundary(i))
+            .unwrap_or(0);
         text.truncate(cut);
         text.push_str("...");
     }
@@ -92,7 +108,10 @@ pub fn node_is_ready(node: &Node) -> bool {
 
 /// The pod's phase, `""` before it has one.
 pub fn pod_phase(pod: &Pod) -> &str {
-    pod.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("")
+    pod.status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or("")
 }
 
 /// True once the pod has finished (Succeeded or Failed).

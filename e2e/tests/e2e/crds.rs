@@ -15,7 +15,10 @@ use serde::Deserialize;
 use serde_json::Value;
 
 pub fn tests() -> Vec<E2eTest> {
-    e2e_tests![invalid_manifests_are_rejected_naming_the_fields, valid_manifests_are_accepted]
+    e2e_tests![
+        invalid_manifests_are_rejected_naming_the_fields,
+        valid_manifests_are_accepted
+    ]
 }
 
 const GROUP: &str = "sealing.filecoin.io";
@@ -32,8 +35,11 @@ struct Entry {
 }
 
 fn table(file: &str) -> anyhow::Result<Vec<Entry>> {
-    let path = Cluster::repo_root().join("operator/tests/fixtures").join(file);
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let path = Cluster::repo_root()
+        .join("operator/tests/fixtures")
+        .join(file);
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     serde_yaml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
@@ -46,15 +52,29 @@ struct Resolver {
 
 impl Resolver {
     async fn new(cluster: &Cluster, ns: String) -> anyhow::Result<Self> {
-        let discovery = Discovery::new(cluster.client.clone()).filter(&[GROUP]).run().await?;
-        Ok(Resolver { discovery, client: cluster.client.clone(), ns })
+        let discovery = Discovery::new(cluster.client.clone())
+            .filter(&[GROUP])
+            .run()
+            .await?;
+        Ok(Resolver {
+            discovery,
+            client: cluster.client.clone(),
+            ns,
+        })
     }
 
     fn api(&self, manifest: &Value) -> anyhow::Result<(Api<DynamicObject>, DynamicObject)> {
-        let obj: DynamicObject = serde_json::from_value(manifest.clone()).context("manifest is not an object")?;
-        let types = obj.types.clone().context("manifest has no apiVersion/kind")?;
+        let obj: DynamicObject =
+            serde_json::from_value(manifest.clone()).context("manifest is not an object")?;
+        let types = obj
+            .types
+            .clone()
+            .context("manifest has no apiVersion/kind")?;
         let gvk = GroupVersionKind::try_from(&types).context("manifest apiVersion")?;
-        let (ar, caps) = self.discovery.resolve_gvk(&gvk).with_context(|| format!("the API server does not serve {gvk:?}"))?;
+        let (ar, caps) = self
+            .discovery
+            .resolve_gvk(&gvk)
+            .with_context(|| format!("the API server does not serve {gvk:?}"))?;
         let api = match caps.scope {
             Scope::Namespaced => Api::namespaced_with(self.client.clone(), &self.ns, &ar),
             Scope::Cluster => Api::all_with(self.client.clone(), &ar),
@@ -63,7 +83,9 @@ impl Resolver {
     }
 }
 
-async fn invalid_manifests_are_rejected_naming_the_fields(cluster: Arc<Cluster>) -> anyhow::Result<()> {
+async fn invalid_manifests_are_rejected_naming_the_fields(
+    cluster: Arc<Cluster>,
+) -> anyhow::Result<()> {
     let entries = table("invalid-manifests.yaml")?;
     cluster.install_crds().await?;
     let ns = cluster.namespace("invalid").await?;
@@ -75,9 +97,17 @@ async fn invalid_manifests_are_rejected_naming_the_fields(cluster: Arc<Cluster>)
         }
     }
     if !problems.is_empty() {
-        bail!("{} of {} invalid manifests were not rejected as expected:\n{}", problems.len(), entries.len(), problems.join("\n"));
+        bail!(
+            "{} of {} invalid manifests were not rejected as expected:\n{}",
+            problems.len(),
+            entries.len(),
+            problems.join("\n")
+        );
     }
-    eprintln!("e2e: the API server rejected all {} invalid manifests", entries.len());
+    eprintln!(
+        "e2e: the API server rejected all {} invalid manifests",
+        entries.len()
+    );
     Ok(())
 }
 
@@ -96,16 +126,24 @@ async fn check_rejected(resolver: &Resolver, entry: &Entry) -> anyhow::Result<()
                 .context("creating `before` failed; the fixture's starting object must be valid")?;
             let mut update = obj.clone();
             update.metadata.resource_version = created.resource_version();
-            api.replace(&created.name_any(), &PostParams::default(), &update).await
+            api.replace(&created.name_any(), &PostParams::default(), &update)
+                .await
         }
     };
     match result {
         Ok(_) => bail!("accepted"),
         Err(kube::Error::Api(status)) => {
             let message = status.message.clone();
-            let missing: Vec<&String> = entry.expect.iter().filter(|e| !message.contains(e.as_str())).collect();
+            let missing: Vec<&String> = entry
+                .expect
+                .iter()
+                .filter(|e| !message.contains(e.as_str()))
+                .collect();
             if status.code != 422 {
-                bail!("rejected with HTTP {} instead of 422 Invalid: {message}", status.code);
+                bail!(
+                    "rejected with HTTP {} instead of 422 Invalid: {message}",
+                    status.code
+                );
             }
             if !missing.is_empty() {
                 bail!("the message lacks {missing:?}: {message}");
@@ -121,20 +159,33 @@ async fn valid_manifests_are_accepted(cluster: Arc<Cluster>) -> anyhow::Result<(
     for sample in ["pool.yaml", "sector-cc.yaml", "sector-deal.yaml"] {
         let path = Cluster::repo_root().join("manifests/samples").join(sample);
         if Path::new(&path).exists() {
-            let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-            let manifest: Value = serde_yaml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-            entries.push(Entry { name: format!("manifests/samples/{sample}"), expect: vec![], manifest, before: None });
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let manifest: Value = serde_yaml::from_str(&text)
+                .with_context(|| format!("parsing {}", path.display()))?;
+            entries.push(Entry {
+                name: format!("manifests/samples/{sample}"),
+                expect: vec![],
+                manifest,
+                before: None,
+            });
         }
     }
     cluster.install_crds().await?;
     let ns = cluster.namespace("valid").await?;
     let resolver = Resolver::new(&cluster, ns).await?;
-    let dry_run = PostParams { dry_run: true, ..PostParams::default() };
+    let dry_run = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
     let mut problems = Vec::new();
     for entry in &entries {
         let outcome = async {
             let (api, obj) = resolver.api(&entry.manifest)?;
-            api.create(&dry_run, &obj).await.map(drop).map_err(anyhow::Error::from)
+            api.create(&dry_run, &obj)
+                .await
+                .map(drop)
+                .map_err(anyhow::Error::from)
         }
         .await;
         if let Err(e) = outcome {
@@ -142,7 +193,12 @@ async fn valid_manifests_are_accepted(cluster: Arc<Cluster>) -> anyhow::Result<(
         }
     }
     if !problems.is_empty() {
-        bail!("{} of {} valid manifests were rejected:\n{}", problems.len(), entries.len(), problems.join("\n"));
+        bail!(
+            "{} of {} valid manifests were rejected:\n{}",
+            problems.len(),
+            entries.len(),
+            problems.join("\n")
+        );
     }
     Ok(())
 }

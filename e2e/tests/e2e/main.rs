@@ -11,6 +11,12 @@ mod support;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let tests = [nodes::tests(), pods::tests(), crds::tests(), manifests::tests()].concat();
+    let tests = [
+        nodes::tests(),
+        pods::tests(),
+        crds::tests(),
+        manifests::tests(),
+    ]
+    .concat();
     sealing_e2e::harness::run_suite(tests)
 }

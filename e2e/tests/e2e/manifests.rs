@@ -16,12 +16,38 @@ async fn manifests_apply_with_server_side_dry_run(cluster: Arc<Cluster>) -> anyh
     // A dry run cannot put objects into a namespace that does not exist yet, so the namespace
     // is applied for real first.
     let namespace = manifests.join("namespace.yaml");
-    run(cluster.kubectl().args(["apply", "--server-side", "--field-manager=sealing-e2e", "-f"]).arg(&namespace))?;
-    let out = run(cluster.kubectl().args(["apply", "--server-side", "--field-manager=sealing-e2e", "--dry-run=server", "-k"]).arg(&manifests))?;
-    for kind in ["serviceaccount/", "deployment.apps/", "role.rbac.authorization.k8s.io/", "configmap/"] {
+    run(cluster
+        .kubectl()
+        .args([
+            "apply",
+            "--server-side",
+            "--field-manager=sealing-e2e",
+            "-f",
+        ])
+        .arg(&namespace))?;
+    let out = run(cluster
+        .kubectl()
+        .args([
+            "apply",
+            "--server-side",
+            "--field-manager=sealing-e2e",
+            "--dry-run=server",
+            "-k",
+        ])
+        .arg(&manifests))?;
+    for kind in [
+        "serviceaccount/",
+        "deployment.apps/",
+        "role.rbac.authorization.k8s.io/",
+        "configmap/",
+    ] {
         ensure!(out.contains(kind), "dry run output lists no {kind}: {out}");
     }
-    ensure!(out.lines().all(|l| l.trim().is_empty() || l.contains("(server dry run)")), "unexpected output: {out}");
+    ensure!(
+        out.lines()
+            .all(|l| l.trim().is_empty() || l.contains("(server dry run)")),
+        "unexpected output: {out}"
+    );
     Ok(())
 }
 

@@ -25,11 +25,16 @@ pub fn tests() -> Vec<E2eTest> {
     ]
 }
 
-async fn nodes_are_ready_with_gpu_capacity_and_renewed_leases(cluster: Arc<Cluster>) -> anyhow::Result<()> {
+async fn nodes_are_ready_with_gpu_capacity_and_renewed_leases(
+    cluster: Arc<Cluster>,
+) -> anyhow::Result<()> {
     let nodes: Api<Node> = Api::all(cluster.client.clone());
     let gpu = nodes.get(GPU_NODE).await?;
     let cpu = nodes.get(CPU_NODE).await?;
-    ensure!(wait::node_is_ready(&gpu) && wait::node_is_ready(&cpu), "both nodes must be Ready");
+    ensure!(
+        wait::node_is_ready(&gpu) && wait::node_is_ready(&cpu),
+        "both nodes must be Ready"
+    );
     let gpus = |n: &Node| {
         n.status
             .as_ref()
@@ -37,37 +42,77 @@ async fn nodes_are_ready_with_gpu_capacity_and_renewed_leases(cluster: Arc<Clust
             .and_then(|a| a.get("nvidia.com/gpu"))
             .map(|q| q.0.clone())
     };
-    ensure!(gpus(&gpu).as_deref() == Some("1"), "gpu-1 allocatable nvidia.com/gpu = {:?}", gpus(&gpu));
-    ensure!(gpus(&cpu).is_none(), "cpu-1 must have no GPUs, has {:?}", gpus(&cpu));
     ensure!(
-        gpu.labels().get("nvidia.com/gpu.product").is_some_and(|p| p.contains("A100")),
+        gpus(&gpu).as_deref() == Some("1"),
+        "gpu-1 allocatable nvidia.com/gpu = {:?}",
+        gpus(&gpu)
+    );
+    ensure!(
+        gpus(&cpu).is_none(),
+        "cpu-1 must have no GPUs, has {:?}",
+        gpus(&cpu)
+    );
+    ensure!(
+        gpu.labels()
+            .get("nvidia.com/gpu.product")
+            .is_some_and(|p| p.contains("A100")),
         "gpu-1 carries GPU Feature Discovery labels"
     );
-    let taints = gpu.spec.as_ref().and_then(|s| s.taints.clone()).unwrap_or_default();
-    ensure!(taints.iter().any(|t| t.key == "nvidia.com/gpu" && t.effect == "NoSchedule"), "gpu-1 taints {taints:?}");
+    let taints = gpu
+        .spec
+        .as_ref()
+        .and_then(|s| s.taints.clone())
+        .unwrap_or_default();
+    ensure!(
+        taints
+            .iter()
+            .any(|t| t.key == "nvidia.com/gpu" && t.effect == "NoSchedule"),
+        "gpu-1 taints {taints:?}"
+    );
 
     let leases: Api<Lease> = Api::namespaced(cluster.client.clone(), "kube-node-lease");
-    let first = wait::wait_for(&leases, GPU_NODE, Duration::from_secs(30), "node lease", |l: Option<&Lease>| {
-        l.is_some_and(|l| l.spec.as_ref().is_some_and(|s| s.renew_time.is_some()))
-    })
+    let first = wait::wait_for(
+        &leases,
+        GPU_NODE,
+        Duration::from_secs(30),
+        "node lease",
+        |l: Option<&Lease>| {
+            l.is_some_and(|l| l.spec.as_ref().is_some_and(|s| s.renew_time.is_some()))
+        },
+    )
     .await?;
-    let renewed_at = |l: &Lease| l.spec.as_ref().and_then(|s| s.renew_time.clone()).map(|t| t.0);
+    let renewed_at = |l: &Lease| {
+        l.spec
+            .as_ref()
+            .and_then(|s| s.renew_time.clone())
+            .map(|t| t.0)
+    };
     let before = renewed_at(&first);
     ensure!(
-        first.spec.as_ref().and_then(|s| s.holder_identity.as_deref()) == Some(GPU_NODE),
+        first
+            .spec
+            .as_ref()
+            .and_then(|s| s.holder_identity.as_deref())
+            == Some(GPU_NODE),
         "lease holder {:?}",
         first.spec
     );
-    wait::wait_for(&leases, GPU_NODE, Duration::from_secs(30), "the lease to be renewed", |l: Option<&Lease>| {
-        l.is_some_and(|l| renewed_at(l) > before)
-    })
+    wait::wait_for(
+        &leases,
+        GPU_NODE,
+        Duration::from_secs(30),
+        "the lease to be renewed",
+        |l: Option<&Lease>| l.is_some_and(|l| renewed_at(l) > before),
+    )
     .await?;
     Ok(())
 }
 
 /// Agent crash (SIGKILL) while a pod runs: the orphaned process survives the crash, and the
 /// restarted agent kills it and reports the pod Failed instead of running it again.
-async fn slow_agent_crash_fails_running_pod_and_kills_it(cluster: Arc<Cluster>) -> anyhow::Result<()> {
+async fn slow_agent_crash_fails_running_pod_and_kills_it(
+    cluster: Arc<Cluster>,
+) -> anyhow::Result<()> {
     const NODE: &str = "crash-1";
     let dir = cluster.run_dir.join("crash-agent");
     let root = dir.join("nodes");
@@ -84,9 +129,13 @@ async fn slow_agent_crash_fails_running_pod_and_kills_it(cluster: Arc<Cluster>) 
     });
     let mut agent = NodeAgentProcess::start(&cluster.binaries, &cluster.kubeconfig, &config, &dir)?;
     let nodes: Api<Node> = Api::all(cluster.client.clone());
-    wait::wait_for(&nodes, NODE, Duration::from_secs(60), "node to be Ready", |n: Option<&Node>| {
-        n.is_some_and(wait::node_is_ready)
-    })
+    wait::wait_for(
+        &nodes,
+        NODE,
+        Duration::from_secs(60),
+        "node to be Ready",
+        |n: Option<&Node>| n.is_some_and(wait::node_is_ready),
+    )
     .await?;
 
     let ns = cluster.namespace("crash").await?;
@@ -111,26 +160,56 @@ async fn slow_agent_crash_fails_running_pod_and_kills_it(cluster: Arc<Cluster>) 
         }),
     )
     .await?;
-    wait::wait_for(&pods, "long-step", Duration::from_secs(60), "pod to run", wait::pod_running).await?;
+    wait::wait_for(
+        &pods,
+        "long-step",
+        Duration::from_secs(60),
+        "pod to run",
+        wait::pod_running,
+    )
+    .await?;
     let pid_file = root.join(NODE).join("var/lib/sealing/crash/pid");
     let pid = read_pid(&pid_file).await?;
 
     agent.kill();
-    ensure!(!process_exited(pid), "the container must outlive the crashed agent");
+    ensure!(
+        !process_exited(pid),
+        "the container must outlive the crashed agent"
+    );
 
     let mut agent = NodeAgentProcess::start(&cluster.binaries, &cluster.kubeconfig, &config, &dir)?;
-    let pod = wait::wait_for(&pods, "long-step", Duration::from_secs(60), "pod to be marked Failed", wait::pod_finished).await?;
+    let pod = wait::wait_for(
+        &pods,
+        "long-step",
+        Duration::from_secs(60),
+        "pod to be marked Failed",
+        wait::pod_finished,
+    )
+    .await?;
     let t = terminated(&pod)?;
-    ensure!(wait::pod_phase(&pod) == "Failed", "pod ended {:?}", wait::pod_phase(&pod));
-    ensure!(t.exit_code == 137 && t.reason.as_deref() == Some("ContainerStatusUnknown"), "terminated {t:?}");
-    ensure!(process_exited(pid), "the restarted agent must kill the orphan {pid} before reporting the pod");
+    ensure!(
+        wait::pod_phase(&pod) == "Failed",
+        "pod ended {:?}",
+        wait::pod_phase(&pod)
+    );
+    ensure!(
+        t.exit_code == 137 && t.reason.as_deref() == Some("ContainerStatusUnknown"),
+        "terminated {t:?}"
+    );
+    ensure!(
+        process_exited(pid),
+        "the restarted agent must kill the orphan {pid} before reporting the pod"
+    );
 
     // The restarted agent still completes deletions.
     let uid = pod.uid().unwrap_or_default();
     pods.delete("long-step", &DeleteParams::default()).await?;
     wait::wait_deleted(&pods, "long-step", &uid, Duration::from_secs(60)).await?;
     agent.stop();
-    nodes.delete(NODE, &DeleteParams::default()).await.context("removing the crash node")?;
+    nodes
+        .delete(NODE, &DeleteParams::default())
+        .await
+        .context("removing the crash node")?;
     Ok(())
 }
 
@@ -152,12 +231,19 @@ async fn kwok_fake_gpu_nodes_are_ready_and_take_pods(cluster: Arc<Cluster>) -> a
                 "allocatable": {"cpu": "64", "memory": "512Gi", "pods": "110", "nvidia.com/gpu": "8"},
             },
         }))?;
-        nodes.create(&Default::default(), &node).await.with_context(|| format!("creating {name}"))?;
+        nodes
+            .create(&Default::default(), &node)
+            .await
+            .with_context(|| format!("creating {name}"))?;
     }
     for name in &names {
-        wait::wait_for(&nodes, name, Duration::from_secs(60), "kwok node to be Ready", |n: Option<&Node>| {
-            n.is_some_and(wait::node_is_ready)
-        })
+        wait::wait_for(
+            &nodes,
+            name,
+            Duration::from_secs(60),
+            "kwok node to be Ready",
+            |n: Option<&Node>| n.is_some_and(wait::node_is_ready),
+        )
         .await?;
     }
     let ns = cluster.namespace("kwok").await?;
@@ -174,8 +260,19 @@ async fn kwok_fake_gpu_nodes_are_ready_and_take_pods(cluster: Arc<Cluster>) -> a
         }),
     )
     .await?;
-    let pod = wait::wait_for(&pods, "c2-on-h100", Duration::from_secs(60), "pod to run on a kwok node", wait::pod_running).await?;
-    let node = pod.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default();
+    let pod = wait::wait_for(
+        &pods,
+        "c2-on-h100",
+        Duration::from_secs(60),
+        "pod to run on a kwok node",
+        wait::pod_running,
+    )
+    .await?;
+    let node = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.node_name.clone())
+        .unwrap_or_default();
     ensure!(names.contains(&node), "pod placed on {node}");
     for name in &names {
         nodes.delete(name, &DeleteParams::default()).await?;

@@ -34,7 +34,9 @@ pub fn tests() -> Vec<E2eTest> {
 
 const FINISH: Duration = Duration::from_secs(120);
 
-async fn pod_writing_a_termination_message_succeeds_with_it(cluster: Arc<Cluster>) -> anyhow::Result<()> {
+async fn pod_writing_a_termination_message_succeeds_with_it(
+    cluster: Arc<Cluster>,
+) -> anyhow::Result<()> {
     let ns = cluster.namespace("message").await?;
     let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), &ns);
     let scratch = format!("/var/lib/sealing/e2e/{ns}");
@@ -77,27 +79,58 @@ printf '{"pod":"%s","node":"%s","sector":"%s","memMi":"%s","cwd":"%s","expanded"
     .await?;
     let pod = finished(&pods, "message", FINISH).await?;
     let t = terminated(&pod)?;
-    ensure!(wait::pod_phase(&pod) == "Succeeded", "pod ended {:?}: {t:?}", wait::pod_phase(&pod));
-    ensure!(t.exit_code == 0 && t.reason.as_deref() == Some("Completed"), "terminated state {t:?}");
-    let message: serde_json::Value =
-        serde_json::from_str(t.message.as_deref().unwrap_or_default()).context("termination message is JSON")?;
-    let node = pod.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default();
-    ensure!(cluster.node_gpus(&node).await? == 0, "a pod without the GPU toleration must avoid the tainted GPU node, got {node}");
+    ensure!(
+        wait::pod_phase(&pod) == "Succeeded",
+        "pod ended {:?}: {t:?}",
+        wait::pod_phase(&pod)
+    );
+    ensure!(
+        t.exit_code == 0 && t.reason.as_deref() == Some("Completed"),
+        "terminated state {t:?}"
+    );
+    let message: serde_json::Value = serde_json::from_str(t.message.as_deref().unwrap_or_default())
+        .context("termination message is JSON")?;
+    let node = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.node_name.clone())
+        .unwrap_or_default();
+    ensure!(
+        cluster.node_gpus(&node).await? == 0,
+        "a pod without the GPU toleration must avoid the tainted GPU node, got {node}"
+    );
     let expected = json!({"pod": "message", "node": node, "sector": "42", "memMi": "64",
                           "cwd": "/scratch", "expanded": "sector-42"});
-    ensure!(message == expected, "termination message {message} != {expected}");
+    ensure!(
+        message == expected,
+        "termination message {message} != {expected}"
+    );
 
     if let Some(out) = cluster.node_path(&node, &format!("{scratch}/out")) {
-        let written = std::fs::read_to_string(&out).with_context(|| format!("reading {}", out.display()))?;
-        ensure!(written == "sealed\n", "hostPath file on the node's disk holds {written:?}");
-        let gpu_copy = cluster.node_path(GPU_NODE, &format!("{scratch}/out")).unwrap_or_default();
-        ensure!(!gpu_copy.exists(), "nodes must not share hostPath directories");
-        ensure!(!Path::new(&scratch).exists(), "the hostPath must not be written on the host's own /");
+        let written =
+            std::fs::read_to_string(&out).with_context(|| format!("reading {}", out.display()))?;
+        ensure!(
+            written == "sealed\n",
+            "hostPath file on the node's disk holds {written:?}"
+        );
+        let gpu_copy = cluster
+            .node_path(GPU_NODE, &format!("{scratch}/out"))
+            .unwrap_or_default();
+        ensure!(
+            !gpu_copy.exists(),
+            "nodes must not share hostPath directories"
+        );
+        ensure!(
+            !Path::new(&scratch).exists(),
+            "the hostPath must not be written on the host's own /"
+        );
     }
     Ok(())
 }
 
-async fn failing_command_fails_the_pod_with_its_exit_code(cluster: Arc<Cluster>) -> anyhow::Result<()> {
+async fn failing_command_fails_the_pod_with_its_exit_code(
+    cluster: Arc<Cluster>,
+) -> anyhow::Result<()> {
     let ns = cluster.namespace("failing").await?;
     let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), &ns);
     create_pod(
@@ -118,11 +151,22 @@ async fn failing_command_fails_the_pod_with_its_exit_code(cluster: Arc<Cluster>)
     .await?;
     let pod = finished(&pods, "failing", FINISH).await?;
     let t = terminated(&pod)?;
-    ensure!(wait::pod_phase(&pod) == "Failed", "pod ended {:?}", wait::pod_phase(&pod));
+    ensure!(
+        wait::pod_phase(&pod) == "Failed",
+        "pod ended {:?}",
+        wait::pod_phase(&pod)
+    );
     ensure!(t.exit_code == 3, "exit code {} (want 3)", t.exit_code);
-    ensure!(t.reason.as_deref() == Some("Error"), "reason {:?}", t.reason);
+    ensure!(
+        t.reason.as_deref() == Some("Error"),
+        "reason {:?}",
+        t.reason
+    );
     let message = t.message.unwrap_or_default();
-    ensure!(message.contains("pc1: sector 42: out of space"), "message from the log tail: {message:?}");
+    ensure!(
+        message.contains("pc1: sector 42: out of space"),
+        "message from the log tail: {message:?}"
+    );
     Ok(())
 }
 
@@ -151,26 +195,54 @@ async fn gpu_pod_is_scheduled_only_to_the_gpu_node(cluster: Arc<Cluster>) -> any
     let pod = finished(&pods, "one-gpu", FINISH).await?;
     let spec = pod.spec.clone().unwrap_or_default();
     let node = spec.node_name.clone().unwrap_or_default();
-    ensure!(cluster.node_gpus(&node).await? >= 1, "GPU pod placed on {node}, which has no GPU");
+    ensure!(
+        cluster.node_gpus(&node).await? >= 1,
+        "GPU pod placed on {node}, which has no GPU"
+    );
     if cluster.is_local() {
         ensure!(node == GPU_NODE, "GPU pod placed on {node}");
     }
-    ensure!(spec.scheduler_name.as_deref() == Some("default-scheduler"), "scheduler {:?}", spec.scheduler_name);
+    ensure!(
+        spec.scheduler_name.as_deref() == Some("default-scheduler"),
+        "scheduler {:?}",
+        spec.scheduler_name
+    );
     let scheduled = condition(&pod, "PodScheduled");
-    ensure!(scheduled.as_ref().map(|c| c.0.as_str()) == Some("True"), "PodScheduled {scheduled:?}");
-    ensure!(wait::pod_phase(&pod) == "Succeeded", "GPU pod ended {:?}", wait::pod_phase(&pod));
+    ensure!(
+        scheduled.as_ref().map(|c| c.0.as_str()) == Some("True"),
+        "PodScheduled {scheduled:?}"
+    );
+    ensure!(
+        wait::pod_phase(&pod) == "Succeeded",
+        "GPU pod ended {:?}",
+        wait::pod_phase(&pod)
+    );
     let message = terminated(&pod)?.message.unwrap_or_default();
     ensure!(message == node, "the GPU pod ran on {message:?}");
 
     // No node has two GPUs: the scheduler must refuse, naming the resource.
-    let unschedulable = wait::wait_for(&pods, "two-gpus", FINISH, "PodScheduled=False", |p: Option<&Pod>| {
-        p.and_then(|p| condition(p, "PodScheduled")).is_some_and(|(status, reason, _)| status == "False" && reason == "Unschedulable")
-    })
+    let unschedulable = wait::wait_for(
+        &pods,
+        "two-gpus",
+        FINISH,
+        "PodScheduled=False",
+        |p: Option<&Pod>| {
+            p.and_then(|p| condition(p, "PodScheduled"))
+                .is_some_and(|(status, reason, _)| status == "False" && reason == "Unschedulable")
+        },
+    )
     .await?;
     let (_, _, message) = condition(&unschedulable, "PodScheduled").unwrap_or_default();
-    ensure!(message.contains("nvidia.com/gpu"), "scheduler message {message:?}");
     ensure!(
-        unschedulable.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_none(),
+        message.contains("nvidia.com/gpu"),
+        "scheduler message {message:?}"
+    );
+    ensure!(
+        unschedulable
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_ref())
+            .is_none(),
         "a pod asking for 2 GPUs must not be bound"
     );
     Ok(())
@@ -178,9 +250,19 @@ async fn gpu_pod_is_scheduled_only_to_the_gpu_node(cluster: Arc<Cluster>) -> any
 
 /// (status, reason, message) of a pod condition.
 fn condition(pod: &Pod, type_: &str) -> Option<(String, String, String)> {
-    pod.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == type_).map(|c| {
-        (c.status.clone(), c.reason.clone().unwrap_or_default(), c.message.clone().unwrap_or_default())
-    })
+    pod.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| {
+            (
+                c.status.clone(),
+                c.reason.clone().unwrap_or_default(),
+                c.message.clone().unwrap_or_default(),
+            )
+        })
 }
 
 async fn deleting_a_running_pod_kills_its_process(cluster: Arc<Cluster>) -> anyhow::Result<()> {
@@ -214,14 +296,21 @@ async fn deleting_a_running_pod_kills_its_process(cluster: Arc<Cluster>) -> anyh
     let mut victims = BTreeMap::new();
     for name in ["polite", "stubborn"] {
         let pod = wait::wait_for(&pods, name, FINISH, "pod to run", wait::pod_running).await?;
-        let node = pod.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default();
+        let node = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.clone())
+            .unwrap_or_default();
         let pid = match cluster.node_path(&node, &format!("{pid_dir}/{name}")) {
             Some(file) => Some(read_pid(&file).await?),
             None => None,
         };
         if let Some(pid) = pid {
             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            ensure!(String::from_utf8_lossy(&cmdline).contains("sleep"), "pid {pid} is not the container's sleep");
+            ensure!(
+                String::from_utf8_lossy(&cmdline).contains("sleep"),
+                "pid {pid} is not the container's sleep"
+            );
         }
         victims.insert(name, (pod.uid().unwrap_or_default(), pid));
     }
@@ -234,14 +323,17 @@ async fn deleting_a_running_pod_kills_its_process(cluster: Arc<Cluster>) -> anyh
     }
     let deadline = tokio::time::Instant::now() + FINISH;
     while !victims.keys().all(|n| gone(&last_seen, n)) {
-        let event = tokio::time::timeout_at(deadline, events.next()).await.context("pods were not deleted in time")?;
+        let event = tokio::time::timeout_at(deadline, events.next())
+            .await
+            .context("pods were not deleted in time")?;
         match event {
             Some(Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p))) => {
                 last_seen.insert(p.name_any(), p);
             }
             Some(Ok(watcher::Event::Delete(p))) => {
                 let mut p = p;
-                p.annotations_mut().insert("e2e/deleted".into(), "true".into());
+                p.annotations_mut()
+                    .insert("e2e/deleted".into(), "true".into());
                 last_seen.insert(p.name_any(), p);
             }
             Some(Ok(_)) => {}
@@ -252,16 +344,24 @@ async fn deleting_a_running_pod_kills_its_process(cluster: Arc<Cluster>) -> anyh
     for (name, want) in [("polite", 143), ("stubborn", 137)] {
         let pod = &last_seen[name];
         let code = terminated(pod)?.exit_code;
-        ensure!(code == want, "{name}: exit code {code}, want {want} (signal {})", want - 128);
+        ensure!(
+            code == want,
+            "{name}: exit code {code}, want {want} (signal {})",
+            want - 128
+        );
         if let (_, Some(pid)) = &victims[name] {
-            ensure!(process_exited(*pid), "{name}: process {pid} still runs after deletion");
+            ensure!(
+                process_exited(*pid),
+                "{name}: process {pid} still runs after deletion"
+            );
         }
     }
     Ok(())
 }
 
 fn gone(seen: &BTreeMap<String, Pod>, name: &str) -> bool {
-    seen.get(name).is_some_and(|p| p.annotations().contains_key("e2e/deleted"))
+    seen.get(name)
+        .is_some_and(|p| p.annotations().contains_key("e2e/deleted"))
 }
 
 async fn container_sees_read_only_volumes_as_its_user(cluster: Arc<Cluster>) -> anyhow::Result<()> {
@@ -293,9 +393,16 @@ printf '%s %s %s %s' "$(id -u)" "$(id -g)" "$(w /ro)" "$(w /rw)" > /dev/terminat
     .await?;
     let pod = finished(&pods, "user", FINISH).await?;
     let t = terminated(&pod)?;
-    ensure!(wait::pod_phase(&pod) == "Succeeded", "pod ended {:?}: {t:?}", wait::pod_phase(&pod));
+    ensure!(
+        wait::pod_phase(&pod) == "Succeeded",
+        "pod ended {:?}: {t:?}",
+        wait::pod_phase(&pod)
+    );
     let message = t.message.unwrap_or_default();
-    ensure!(message == "65534 65534 ro rw", "container saw {message:?} (want uid gid /ro /rw)");
+    ensure!(
+        message == "65534 65534 ro rw",
+        "container saw {message:?} (want uid gid /ro /rw)"
+    );
     Ok(())
 }
 
@@ -313,9 +420,20 @@ async fn unknown_image_fails_the_pod_naming_the_image(cluster: Arc<Cluster>) -> 
     .await?;
     let pod = finished(&pods, "no-image", FINISH).await?;
     let status = pod.status.clone().unwrap_or_default();
-    ensure!(wait::pod_phase(&pod) == "Failed", "pod ended {:?}", wait::pod_phase(&pod));
-    ensure!(status.reason.as_deref() == Some("ErrImagePull"), "reason {:?}", status.reason);
+    ensure!(
+        wait::pod_phase(&pod) == "Failed",
+        "pod ended {:?}",
+        wait::pod_phase(&pod)
+    );
+    ensure!(
+        status.reason.as_deref() == Some("ErrImagePull"),
+        "reason {:?}",
+        status.reason
+    );
     let message = status.message.unwrap_or_default();
-    ensure!(message.contains(image), "message {message:?} must name the image");
+    ensure!(
+        message.contains(image),
+        "message {message:?} must name the image"
+    );
     Ok(())
 }

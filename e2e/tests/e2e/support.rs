@@ -14,7 +14,9 @@ use sealing_e2e::harness::wait;
 /// Creates a pod from JSON in `ns`.
 pub async fn create_pod(pods: &Api<Pod>, manifest: Value) -> anyhow::Result<Pod> {
     let pod: Pod = serde_json::from_value(manifest).context("test pod manifest")?;
-    Ok(pods.create(&PostParams::default(), &pod).await.context("creating the test pod")?)
+    pods.create(&PostParams::default(), &pod)
+        .await
+        .context("creating the test pod")
 }
 
 /// Waits for the pod to finish and returns it.
@@ -53,6 +55,8 @@ pub async fn read_pid(file: &Path) -> anyhow::Result<u32> {
 pub fn process_exited(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Err(_) => true,
-        Ok(stat) => stat.rfind(')').is_some_and(|i| stat[i + 2..].starts_with(['Z', 'X'])),
+        Ok(stat) => stat
+            .rfind(')')
+            .is_some_and(|i| stat[i + 2..].starts_with(['Z', 'X'])),
     }
 }
