@@ -41,6 +41,9 @@ pub enum ChainError {
     Push(#[from] PushError),
 }
 
+/// How many epochs before the start epoch have resolvable tipset keys.
+const KNOWN_HISTORY: ChainEpoch = 10_000;
+
 pub struct Chain {
     config: SimConfig,
     randomness: EpochRandomness,
@@ -79,7 +82,8 @@ impl Chain {
             epochs_by_key: HashMap::new(),
             config,
         };
-        for e in 0..=chain.head {
+        // Keys of the recent past are resolvable (ticket lookbacks reach 3780 epochs back).
+        for e in (chain.head - KNOWN_HISTORY).max(0)..=chain.head {
             chain.epochs_by_key.insert(chain.block_cid(e), e);
         }
         chain

@@ -56,7 +56,9 @@ pub struct SimConfig {
     /// Answers of the deposit and pledge estimates, in attoFIL.
     pub pre_commit_deposit: u64,
     pub initial_pledge: u64,
-    /// If set, every RPC must carry `Authorization: Bearer <token>`.
+    /// If set, every RPC must carry `Authorization: Bearer <token>`. Never written back out
+    /// (`Sim.Config` leaves it out).
+    #[serde(skip_serializing)]
     pub api_token: Option<String>,
 }
 

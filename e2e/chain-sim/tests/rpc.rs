@@ -291,3 +291,11 @@ async fn aggregate_prove_commit_goes_through_the_aggregate_verifier() {
     assert!(h.client.state_sector_get_info(&h.miner, 20, &TipSetKey::head()).await.unwrap().is_none());
     assert_eq!(h.control.message_counts().await.unwrap().by_sector[&23][&34], 1);
 }
+
+#[tokio::test]
+async fn sim_config_never_returns_the_token() {
+    let h = start(manual_clock()).await;
+    let config = h.control.config().await.unwrap();
+    assert_eq!(config.api_token, None);
+    assert_eq!(config.policy.pre_commit_challenge_delay, 10);
+}
