@@ -289,7 +289,10 @@ impl MinerActor {
         if let Some(first) = candidates.first() {
             let spt = first.1.info.seal_proof;
             if candidates.iter().any(|(_, pc)| pc.info.seal_proof != spt) {
-                return Err(illegal_argument("all precommits must use the same seal proof"));
+                return Err(ActorError {
+                    code: ExitCode::USR_ILLEGAL_STATE,
+                    message: "seal proof group for verification contains mismatched seal proofs".into(),
+                });
             }
         }
         for (i, pc) in &candidates {
