@@ -155,3 +155,27 @@ pub struct Partition {
     #[serde(with = "bitfield_runs")]
     pub active_sectors: BitField,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn miner_info_of_a_fresh_devnet_miner_decodes() {
+        // What Lotus prints for a genesis miner: undefined NewWorker, nil slices and pointers.
+        let info: MinerInfo = serde_json::from_value(serde_json::json!({
+            "Owner": "t01001", "Worker": "t01002", "NewWorker": "<empty>", "ControlAddresses": null,
+            "WorkerChangeEpoch": -1, "PeerId": null, "Multiaddrs": null, "WindowPoStProofType": 10,
+            "SectorSize": 2048, "WindowPoStPartitionSectors": 2, "ConsensusFaultElapsed": -1,
+            "PendingOwnerAddress": null, "Beneficiary": "t01001",
+            "BeneficiaryTerm": {"Quota": "0", "UsedQuota": "0", "Expiration": 0},
+            "PendingBeneficiaryTerm": null
+        }))
+        .unwrap();
+        assert_eq!(info.new_worker, None);
+        assert!(info.control_addresses.is_empty() && info.multiaddrs.is_empty());
+        assert_eq!(info.window_po_st_proof_type, RegisteredPoStProof::StackedDRGWindow2KiBV1P1);
+        let back = serde_json::to_value(&info).unwrap();
+        assert_eq!(back["NewWorker"], "<empty>");
+    }
+}
