@@ -11,6 +11,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
+use kube::runtime::events::{Recorder, Reporter};
 use kube::{Api, Client};
 use serde_json::json;
 use tracing::warn;
@@ -36,6 +37,8 @@ pub struct NodeContext {
     pub service_env: BTreeMap<String, String>,
     /// Set when this machine cannot create mount namespaces; every pod then fails with it.
     pub namespace_error: Option<String>,
+    /// Publishes the pod Events kubelet would (Started, Killing, Failed, BackOff, ...).
+    pub recorder: Recorder,
 }
 
 impl NodeContext {
@@ -73,7 +76,15 @@ impl NodeContext {
             ("KUBERNETES_SERVICE_PORT_HTTPS".to_owned(), port.to_string()),
             ("KUBERNETES_PORT".to_owned(), format!("tcp://{host}:{port}")),
         ]);
+        let recorder = Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "sealing-node-agent".into(),
+                instance: Some(node.name.clone()),
+            },
+        );
         NodeContext {
+            recorder,
             client,
             node,
             config,

@@ -8,11 +8,13 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
+use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::core::v1::{ConfigMap, ContainerStateTerminated, Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
-use kube::{Api, ResourceExt};
+use kube::runtime::events::{Event, EventType};
+use kube::{Api, Resource, ResourceExt};
 use nix::sys::signal::Signal;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -72,6 +74,7 @@ struct PodWorker {
     name: String,
     uid: String,
     status: StatusBuilder,
+    reference: ObjectReference,
 }
 
 impl PodWorker {
@@ -83,7 +86,28 @@ impl PodWorker {
             name: pod.name_any(),
             uid: pod.uid().unwrap_or_default(),
             status: StatusBuilder::default(),
+            reference: pod.object_ref(&()),
         }
+    }
+
+    /// Publishes a pod Event in the background: Events are for people, and a failure to
+    /// record one must not hold up the pod.
+    fn event(&self, type_: EventType, reason: &str, action: &str, note: String) {
+        let recorder = self.ctx.recorder.clone();
+        let reference = self.reference.clone();
+        let event = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(note),
+            action: action.into(),
+            secondary: None,
+        };
+        let pod = self.name.clone();
+        tokio::spawn(async move {
+            if let Err(e) = recorder.publish(&event, &reference).await {
+                warn!(%pod, error = %e, "could not record an event");
+            }
+        });
     }
 
     fn pod_dir(&self) -> PathBuf {
@@ -110,6 +134,12 @@ impl PodWorker {
             Ok(c) => c,
             Err(failure) => {
                 info!(pod = %self.name, reason = %failure.reason, message = %failure.message, "pod cannot run");
+                self.event(
+                    EventType::Warning,
+                    &failure.reason,
+                    "Prepare",
+                    failure.message.clone(),
+                );
                 let status = self.status.build(
                     &self.ctx.facts.host_ip,
                     &waiting_views(&pod, &failure),
@@ -147,6 +177,12 @@ impl PodWorker {
                     if terminating.is_none() && should_restart(policy, &c.view.state) {
                         let delay = backoff(c.view.restart_count);
                         c.restart_at = Some(Instant::now() + delay);
+                        self.event(
+                            EventType::Warning,
+                            "BackOff",
+                            "RestartContainer",
+                            format!("Back-off {delay:?} restarting failed container {}", c.view.name),
+                        );
                         c.view.restarting = true;
                     }
                     self.publish(&containers).await;
@@ -158,6 +194,9 @@ impl PodWorker {
                             c.restart_at = None;
                             c.view.restarting = false;
                             c.view.restart_count += 1;
+                            if let State::Terminated(t) = &c.view.state {
+                                c.view.last_state = Some((**t).clone());
+                            }
                             if let Some(wait) = self.start(i, c) {
                                 exits.push(wait);
                             }
@@ -186,6 +225,14 @@ impl PodWorker {
                         Some(p) if p.metadata.deletion_timestamp.is_some() && terminating.is_none() => {
                             let grace = p.metadata.deletion_grace_period_seconds.unwrap_or(30).max(0) as u64;
                             info!(pod = %self.name, grace, "pod deleted; stopping its containers");
+                            for c in containers.iter().filter(|c| c.pid.is_some()) {
+                                self.event(
+                                    EventType::Normal,
+                                    "Killing",
+                                    "KillContainer",
+                                    format!("Stopping container {} (grace period {grace}s)", c.view.name),
+                                );
+                            }
                             terminating = Some(Instant::now() + Duration::from_secs(grace));
                             for c in containers.iter_mut() {
                                 c.restart_at = None;
@@ -323,6 +370,12 @@ impl PodWorker {
             self.status.set_start_time(start);
         }
         warn!(pod = %self.name, "container lost across a node agent restart; marking the pod Failed");
+        self.event(
+            EventType::Warning,
+            "ContainerStatusUnknown",
+            "RecoverPod",
+            "the node agent restarted while the pod's containers ran; they were killed and the pod failed".into(),
+        );
         let status = self.status.build(&self.ctx.facts.host_ip, &views, None);
         self.patch_status(status).await
     }
@@ -593,6 +646,12 @@ impl PodWorker {
                     warn!(pod = %self.name, error = %e, "could not record the container's pid");
                 }
                 info!(pod = %self.name, container = %c.view.name, pid, "container started");
+                self.event(
+                    EventType::Normal,
+                    "Started",
+                    "StartContainer",
+                    format!("Started container {} ({})", c.view.name, c.process.argv[0]),
+                );
                 c.pid = Some(pid);
                 c.view.container_id = Some(format!(
                     "node-agent://{}-{}-{}",
@@ -603,6 +662,12 @@ impl PodWorker {
             }
             Err(message) => {
                 warn!(pod = %self.name, container = %c.view.name, %message, "container failed to start");
+                self.event(
+                    EventType::Warning,
+                    "Failed",
+                    "StartContainer",
+                    format!("Error: container {}: {message}", c.view.name),
+                );
                 c.view.state = State::Terminated(Box::new(ContainerStateTerminated {
                     exit_code: 128,
                     reason: Some("StartError".into()),

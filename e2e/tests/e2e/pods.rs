@@ -17,7 +17,7 @@ use sealing_e2e::harness::node_agent::{GPU_NODE, SHELL_IMAGE};
 use sealing_e2e::harness::{Cluster, E2eTest, wait};
 use serde_json::json;
 
-use crate::support::{create_pod, finished, process_exited, read_pid, terminated};
+use crate::support::{create_pod, finished, process_exited, read_pid, terminated, wait_for_event};
 
 pub fn tests() -> Vec<E2eTest> {
     let mut tests = e2e_tests![
@@ -26,6 +26,7 @@ pub fn tests() -> Vec<E2eTest> {
         gpu_pod_is_scheduled_only_to_the_gpu_node,
         deleting_a_running_pod_kills_its_process,
         container_sees_read_only_volumes_as_its_user,
+        on_failure_pod_is_restarted_until_it_succeeds,
     ];
     // A real kubelet keeps retrying the pull (ImagePullBackOff); the agent fails the pod.
     tests.extend(e2e_tests![local_only: unknown_image_fails_the_pod_naming_the_image]);
@@ -318,10 +319,22 @@ async fn deleting_a_running_pod_kills_its_process(cluster: Arc<Cluster>) -> anyh
     // The watch's Delete event carries the final status the agent reported before removing the pod.
     let mut last_seen: BTreeMap<String, Pod> = BTreeMap::new();
     let mut events = watcher(pods.clone(), watcher::Config::default()).boxed();
+    let deadline = tokio::time::Instant::now() + FINISH;
+    // The watch must be established before the deletions, or it could miss them.
+    loop {
+        match tokio::time::timeout_at(deadline, events.next())
+            .await
+            .context("the pod watch did not start")?
+        {
+            Some(Ok(watcher::Event::InitDone)) => break,
+            Some(Ok(_)) => {}
+            Some(Err(e)) => bail!("watching the pods: {e}"),
+            None => bail!("the pod watch ended"),
+        }
+    }
     for name in victims.keys() {
         pods.delete(name, &DeleteParams::default()).await?;
     }
-    let deadline = tokio::time::Instant::now() + FINISH;
     while !victims.keys().all(|n| gone(&last_seen, n)) {
         let event = tokio::time::timeout_at(deadline, events.next())
             .await
@@ -435,5 +448,66 @@ async fn unknown_image_fails_the_pod_naming_the_image(cluster: Arc<Cluster>) -> 
         message.contains(image),
         "message {message:?} must name the image"
     );
+    let event = wait_for_event(&cluster.client, &ns, "no-image", "ErrImagePull", FINISH).await?;
+    ensure!(
+        event.contains(image),
+        "`kubectl describe` shows {event:?}, which must name the image"
+    );
+    Ok(())
+}
+
+async fn on_failure_pod_is_restarted_until_it_succeeds(
+    cluster: Arc<Cluster>,
+) -> anyhow::Result<()> {
+    let ns = cluster.namespace("restart").await?;
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), &ns);
+    // Fails on its first run, succeeds on the second: the emptyDir outlives the container.
+    let script = "if [ -f /work/ran ]; then echo second > /dev/termination-log; exit 0; fi; touch /work/ran; exit 7";
+    create_pod(
+        &pods,
+        json!({
+            "metadata": {"name": "flaky"},
+            "spec": {
+                "restartPolicy": "OnFailure",
+                "containers": [{
+                    "name": "step",
+                    "image": SHELL_IMAGE,
+                    "command": ["/bin/sh", "-c", script],
+                    "volumeMounts": [{"name": "work", "mountPath": "/work"}],
+                }],
+                "volumes": [{"name": "work", "emptyDir": {}}],
+            }
+        }),
+    )
+    .await?;
+    let pod = finished(&pods, "flaky", FINISH).await?;
+    ensure!(
+        wait::pod_phase(&pod) == "Succeeded",
+        "pod ended {:?}",
+        wait::pod_phase(&pod)
+    );
+    let status = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|c| c.first())
+        .context("no container status")?;
+    ensure!(
+        status.restart_count == 1,
+        "restartCount {}",
+        status.restart_count
+    );
+    let last = status
+        .last_state
+        .as_ref()
+        .and_then(|s| s.terminated.as_ref())
+        .map(|t| t.exit_code);
+    ensure!(last == Some(7), "lastState exit code {last:?}");
+    let message = terminated(&pod)?.message;
+    ensure!(
+        message.as_deref() == Some("second\n"),
+        "final message {message:?}"
+    );
+    wait_for_event(&cluster.client, &ns, "flaky", "BackOff", FINISH).await?;
     Ok(())
 }

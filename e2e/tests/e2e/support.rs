@@ -60,3 +60,39 @@ pub fn process_exited(pid: u32) -> bool {
             .is_some_and(|i| stat[i + 2..].starts_with(['Z', 'X'])),
     }
 }
+
+/// Waits for an Event about object `name` in `ns` with `reason`, and returns its message.
+pub async fn wait_for_event(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    reason: &str,
+    timeout: Duration,
+) -> anyhow::Result<String> {
+    use futures::StreamExt;
+    use k8s_openapi::api::core::v1::Event;
+    use kube::runtime::{WatchStreamExt, watcher};
+
+    let events: Api<Event> = Api::namespaced(client.clone(), ns);
+    let selector = format!("involvedObject.name={name}");
+    let mut stream = watcher(events, watcher::Config::default().fields(&selector))
+        .applied_objects()
+        .boxed();
+    let found = tokio::time::timeout(timeout, async {
+        while let Some(event) = stream.next().await {
+            let event = event?;
+            if event.reason.as_deref() == Some(reason) {
+                return Ok(event.message.unwrap_or_default());
+            }
+        }
+        bail!("the event watch ended")
+    })
+    .await;
+    match found {
+        Ok(result) => result,
+        Err(_) => bail!(
+            "no {reason} event about {ns}/{name} within {}s",
+            timeout.as_secs()
+        ),
+    }
+}
