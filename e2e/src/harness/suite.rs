@@ -152,6 +152,12 @@ pub fn run_suite(tests: Vec<E2eTest>) -> ExitCode {
         }
         runtime.block_on(cluster.delete_test_namespaces());
         cluster.stop();
+        // A failed run keeps its logs, node disks and control-plane state for inspection.
+        if conclusion.has_failed() || std::env::var_os("SEALING_E2E_KEEP").is_some() {
+            eprintln!("e2e: logs and state kept in {}", cluster.run_dir.display());
+        } else if let Err(e) = std::fs::remove_dir_all(&cluster.run_dir) {
+            eprintln!("e2e: removing {}: {e}", cluster.run_dir.display());
+        }
     }
     conclusion.exit_code()
 }

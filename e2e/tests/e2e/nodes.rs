@@ -152,8 +152,8 @@ async fn slow_agent_crash_fails_running_pod_and_kills_it(
                     "name": "pc1",
                     "image": SHELL_IMAGE,
                     // `$$$$` is the shell's `$$`: Kubernetes expands `$$` to `$`.
-                    "command": ["/bin/sh", "-c", "echo $$$$ > /state/pid; exec sleep 1000"],
-                    "volumeMounts": [{"name": "state", "mountPath": "/state"}],
+                    "command": ["/bin/sh", "-c", "echo $$$$ > /mnt/e2e/state/pid; exec sleep 1000"],
+                    "volumeMounts": [{"name": "state", "mountPath": "/mnt/e2e/state"}],
                 }],
                 "volumes": [{"name": "state", "hostPath": {"path": "/var/lib/sealing/crash"}}],
             }

@@ -42,8 +42,8 @@ async fn pod_writing_a_termination_message_succeeds_with_it(
     let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), &ns);
     let scratch = format!("/var/lib/sealing/e2e/{ns}");
     let script = r#"set -e
-echo sealed > /scratch/out
-echo tmp > /scratch/tmp/file
+echo sealed > /mnt/e2e/scratch/out
+echo tmp > /mnt/e2e/scratch/tmp/file
 printf '{"pod":"%s","node":"%s","sector":"%s","memMi":"%s","cwd":"%s","expanded":"%s"}' \
   "$POD_NAME" "$NODE_NAME" "$SECTOR" "$MEM_MI" "$(pwd)" "$1" > /dev/termination-log"#;
     create_pod(
@@ -57,7 +57,7 @@ printf '{"pod":"%s","node":"%s","sector":"%s","memMi":"%s","cwd":"%s","expanded"
                     "image": SHELL_IMAGE,
                     "command": ["/bin/sh", "-c", script, "sh"],
                     "args": ["sector-$(SECTOR)"],
-                    "workingDir": "/scratch",
+                    "workingDir": "/mnt/e2e/scratch",
                     "env": [
                         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
                         {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
@@ -66,8 +66,8 @@ printf '{"pod":"%s","node":"%s","sector":"%s","memMi":"%s","cwd":"%s","expanded"
                     ],
                     "resources": {"limits": {"memory": "64Mi", "cpu": "100m"}},
                     "volumeMounts": [
-                        {"name": "scratch", "mountPath": "/scratch"},
-                        {"name": "tmp", "mountPath": "/scratch/tmp"},
+                        {"name": "scratch", "mountPath": "/mnt/e2e/scratch"},
+                        {"name": "tmp", "mountPath": "/mnt/e2e/scratch/tmp"},
                     ],
                 }],
                 "volumes": [
@@ -101,7 +101,7 @@ printf '{"pod":"%s","node":"%s","sector":"%s","memMi":"%s","cwd":"%s","expanded"
         "a pod without the GPU toleration must avoid the tainted GPU node, got {node}"
     );
     let expected = json!({"pod": "message", "node": node, "sector": "42", "memMi": "64",
-                          "cwd": "/scratch", "expanded": "sector-42"});
+                          "cwd": "/mnt/e2e/scratch", "expanded": "sector-42"});
     ensure!(
         message == expected,
         "termination message {message} != {expected}"
@@ -285,8 +285,8 @@ async fn deleting_a_running_pod_kills_its_process(cluster: Arc<Cluster>) -> anyh
                         "name": "sleeper",
                         "image": SHELL_IMAGE,
                         // `$$$$` is the shell's `$$`: Kubernetes expands `$$` to `$`.
-                        "command": ["/bin/sh", "-c", format!("{trap}echo $$$$ > /pids/{name}; exec sleep 1000")],
-                        "volumeMounts": [{"name": "pids", "mountPath": "/pids"}],
+                        "command": ["/bin/sh", "-c", format!("{trap}echo $$$$ > /mnt/e2e/pids/{name}; exec sleep 1000")],
+                        "volumeMounts": [{"name": "pids", "mountPath": "/mnt/e2e/pids"}],
                     }],
                     "volumes": [{"name": "pids", "hostPath": {"path": pid_dir, "type": "DirectoryOrCreate"}}],
                 }
@@ -381,7 +381,7 @@ async fn container_sees_read_only_volumes_as_its_user(cluster: Arc<Cluster>) -> 
     let ns = cluster.namespace("user").await?;
     let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), &ns);
     let script = r#"w() { if touch "$1/probe" 2>/dev/null; then echo rw; else echo ro; fi; }
-printf '%s %s %s %s' "$(id -u)" "$(id -g)" "$(w /ro)" "$(w /rw)" > /dev/termination-log"#;
+printf '%s %s %s %s' "$(id -u)" "$(id -g)" "$(w /mnt/e2e/ro)" "$(w /mnt/e2e/rw)" > /dev/termination-log"#;
     create_pod(
         &pods,
         json!({
@@ -395,8 +395,8 @@ printf '%s %s %s %s' "$(id -u)" "$(id -g)" "$(w /ro)" "$(w /rw)" > /dev/terminat
                     "command": ["/bin/sh", "-c", script],
                     // One world-writable emptyDir, mounted twice: only the mount flag differs.
                     "volumeMounts": [
-                        {"name": "scratch", "mountPath": "/ro", "readOnly": true},
-                        {"name": "scratch", "mountPath": "/rw"},
+                        {"name": "scratch", "mountPath": "/mnt/e2e/ro", "readOnly": true},
+                        {"name": "scratch", "mountPath": "/mnt/e2e/rw"},
                     ],
                 }],
                 "volumes": [{"name": "scratch", "emptyDir": {}}],
@@ -462,7 +462,7 @@ async fn on_failure_pod_is_restarted_until_it_succeeds(
     let ns = cluster.namespace("restart").await?;
     let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), &ns);
     // Fails on its first run, succeeds on the second: the emptyDir outlives the container.
-    let script = "if [ -f /work/ran ]; then echo second > /dev/termination-log; exit 0; fi; touch /work/ran; exit 7";
+    let script = "if [ -f /mnt/e2e/work/ran ]; then echo second > /dev/termination-log; exit 0; fi; touch /mnt/e2e/work/ran; exit 7";
     create_pod(
         &pods,
         json!({
@@ -473,7 +473,7 @@ async fn on_failure_pod_is_restarted_until_it_succeeds(
                     "name": "step",
                     "image": SHELL_IMAGE,
                     "command": ["/bin/sh", "-c", script],
-                    "volumeMounts": [{"name": "work", "mountPath": "/work"}],
+                    "volumeMounts": [{"name": "work", "mountPath": "/mnt/e2e/work"}],
                 }],
                 "volumes": [{"name": "work", "emptyDir": {}}],
             }
