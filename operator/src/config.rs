@@ -26,6 +26,26 @@ pub struct ChainConfig {
     pub pre_commit_challenge_delay: i64,
     #[serde(default = "default_confidence")]
     pub seed_confidence: i64,
+    /// What to do with a sector whose ticket would expire before its precommit lands.
+    #[serde(default)]
+    pub on_ticket_expiry: TicketExpiry,
+    /// How often the chain bridge looks at the chain (a fraction of the block time).
+    #[serde(default = "default_poll")]
+    pub poll_interval_seconds: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TicketExpiry {
+    /// Draw a new ticket and seal again from PC1 (lotus' GetTicket loop).
+    #[default]
+    Reticket,
+    /// Give the sector up.
+    Abort,
+}
+
+fn default_poll() -> u64 {
+    10
 }
 
 fn default_challenge_delay() -> i64 {
@@ -41,8 +61,9 @@ fn default_confidence() -> i64 {
 pub struct BatchingConfig {
     #[serde(default = "default_max_sectors")]
     pub max_sectors: usize,
+    /// Epochs the oldest ready sector may wait for others to fill its batch.
     #[serde(default = "default_max_wait")]
-    pub max_wait_seconds: u64,
+    pub max_wait_epochs: i64,
     /// attoFIL; a batch waits while the base fee is above it.
     #[serde(default)]
     pub max_base_fee: Option<String>,
@@ -52,13 +73,13 @@ fn default_max_sectors() -> usize {
     32
 }
 
-fn default_max_wait() -> u64 {
-    300
+fn default_max_wait() -> i64 {
+    10
 }
 
 impl Default for BatchingConfig {
     fn default() -> Self {
-        Self { max_sectors: default_max_sectors(), max_wait_seconds: default_max_wait(), max_base_fee: None }
+        Self { max_sectors: default_max_sectors(), max_wait_epochs: default_max_wait(), max_base_fee: None }
     }
 }
 

@@ -17,6 +17,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
 use kube::{Api, Client, ResourceExt};
 use sealing_operator::config::Config;
+use sealing_operator::controllers::bridge::{self, Bridge};
 use sealing_operator::controllers::{Context, pool, sector};
 use sealing_operator::crd::{SealingPool, Sector};
 use sealing_operator::pods::MANAGED_BY;
@@ -76,6 +77,10 @@ async fn run(config_path: PathBuf, listen: SocketAddr) -> anyhow::Result<()> {
         })
         .shutdown_on_signal();
 
+    let token = bridge::token(&ctx, &ctx.config).await?;
+    let chain_bridge = Bridge::new(ctx.clone(), sector_store.clone(), token)?;
+    let bridge_task = tokio::spawn(chain_bridge.run());
+
     ready.store(true, Ordering::Relaxed);
     tracing::info!("controllers started");
     let sector_run = sector_controller.run(sector::reconcile, sector::error_policy, ctx.clone()).for_each(|result| async move {
@@ -92,6 +97,7 @@ async fn run(config_path: PathBuf, listen: SocketAddr) -> anyhow::Result<()> {
             }
         });
     tokio::join!(sector_run, pool_run);
+    bridge_task.abort();
     health.abort();
     tracing::info!("controllers stopped");
     Ok(())

@@ -1,5 +1,6 @@
 //! The controllers: thin adapters that read the cluster, ask the sealing core, and write back.
 
+pub mod bridge;
 pub mod conditions;
 pub mod pool;
 pub mod sector;
@@ -7,8 +8,8 @@ pub mod sector;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kube::Client;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
+use kube::{Client, Resource};
 
 use crate::config::Config;
 
@@ -51,5 +52,28 @@ pub fn retry_after(error: &Error) -> Duration {
     match error {
         Error::Kube(kube::Error::Api(status)) if status.code == 409 => Duration::from_millis(200),
         _ => Duration::from_secs(10),
+    }
+}
+
+/// Something to tell the user through an Event, once the status is written.
+pub struct Note {
+    pub warning: bool,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+pub async fn publish<K: Resource<DynamicType = ()>>(ctx: &Context, object: &K, notes: Vec<Note>) {
+    let reference = object.object_ref(&());
+    for note in notes {
+        let event = KubeEvent {
+            type_: if note.warning { EventType::Warning } else { EventType::Normal },
+            reason: note.reason.into(),
+            note: Some(note.message),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        if let Err(error) = ctx.recorder.publish(&event, &reference).await {
+            tracing::warn!(%error, "cannot record an event");
+        }
     }
 }

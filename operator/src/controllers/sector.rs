@@ -9,12 +9,11 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, PostParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event as KubeEvent, EventType};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, ResourceExt};
 
 use super::conditions::{Desired, set};
-use super::{Context, Error};
+use super::{Context, Error, Note, publish};
 use crate::core::control::{ControlAction, abort, control_action, pause, resume};
 use crate::core::outcome::{Completion, PodEnd, complete, step_outcome};
 use crate::core::record::{PauseReason, SectorRecord};
@@ -25,13 +24,6 @@ use crate::crd::{ResumeResult, SealingPool, Sector, SectorStatus};
 use crate::pods::{pod_name, step_pod};
 
 pub const FINALIZER: &str = "sealing.filecoin.io/sector-data";
-
-/// Something to tell the user through an Event once the status is written.
-struct Note {
-    warning: bool,
-    reason: &'static str,
-    message: String,
-}
 
 pub async fn reconcile(sector: Arc<Sector>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = sector.namespace().ok_or(Error::Metadata("namespace"))?;
@@ -131,7 +123,7 @@ async fn apply_sector(sector: Arc<Sector>, ctx: &Context) -> Result<Action, Erro
         let to = status.record.state;
         notes.push(Note { warning: to == State::Aborted, reason: "StateChanged", message: format!("{from} -> {to}") });
     }
-    publish(ctx, &sector, notes).await;
+    publish(ctx, &*sector, notes).await;
     Ok(next_check(&status.record, now))
 }
 
@@ -287,22 +279,6 @@ fn next_check(record: &SectorRecord, now: Timestamp) -> Action {
     }
 }
 
-async fn publish(ctx: &Context, sector: &Sector, notes: Vec<Note>) {
-    let reference = sector.object_ref(&());
-    for note in notes {
-        let event = KubeEvent {
-            type_: if note.warning { EventType::Warning } else { EventType::Normal },
-            reason: note.reason.into(),
-            note: Some(note.message),
-            action: "Reconcile".into(),
-            secondary: None,
-        };
-        if let Err(error) = ctx.recorder.publish(&event, &reference).await {
-            tracing::warn!(%error, "cannot record an event");
-        }
-    }
-}
-
 async fn delete_if_present(pods: &Api<Pod>, name: &str) -> Result<(), Error> {
     match pods.delete(name, &DeleteParams::default()).await {
         Ok(_) => Ok(()),
@@ -321,6 +297,6 @@ async fn cleanup(sector: Arc<Sector>, ctx: &Context) -> Result<Action, Error> {
     } else {
         "deleted".to_owned()
     };
-    publish(ctx, &sector, vec![Note { warning: false, reason: "Deleted", message }]).await;
+    publish(ctx, &*sector, vec![Note { warning: false, reason: "Deleted", message }]).await;
     Ok(Action::await_change())
 }

@@ -210,6 +210,18 @@ pub fn resume(plan: Plan, record: &SectorRecord, at: Option<State>, now: Timesta
     if target == State::Aborted {
         return abort(plan, record, now);
     }
+    let mut out = rewind(plan, record, target, now)?;
+    out.paused = None;
+    Ok(out)
+}
+
+/// Moves a sector to `target` of its plan, as a resume does but whether paused or not (the chain
+/// bridge re-tickets a sector this way). Going back clears the data that later states produced,
+/// except chain facts; any target requires the data that state needs.
+pub fn rewind(plan: Plan, record: &SectorRecord, target: State, now: Timestamp) -> Result<SectorRecord, ControlError> {
+    if record.state.is_terminal() {
+        return Err(ControlError::Terminal(record.state));
+    }
     if !plan.states().contains(&target) {
         let valid = plan.states().iter().map(|s| s.as_str()).chain(["Aborted"]).collect::<Vec<_>>().join(", ");
         return Err(ControlError::NotInPlan { plan, state: target, valid });
@@ -235,10 +247,10 @@ pub fn resume(plan: Plan, record: &SectorRecord, at: Option<State>, now: Timesta
             }
         }
     }
-    out.paused = None;
     out.last_error = None;
     out.retry_after = None;
     out.failures = 0;
+    out.outbox = None;
     if target != record.state {
         out.enter(target, now);
     }

@@ -63,6 +63,18 @@ pub struct ErrorRecord {
     pub time: Timestamp,
 }
 
+/// A chain message being sent for this sector, written before the push: after a crash the same
+/// MsgUuid is pushed again, and the node returns the message it already signed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Outbox {
+    /// The chain task sending it, e.g. `submit-precommit`.
+    pub task: String,
+    pub msg_uuid: String,
+    /// The Sector objects (same namespace) the message carries, this one included.
+    pub sectors: Vec<String>,
+}
+
 /// The step pod a sector has been given a place for: created, running, or about to be.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -116,6 +128,9 @@ pub struct SectorRecord {
     /// The PreCommitSectorBatch2 message that carried this sector.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub precommit: Option<ChainMessage>,
+    /// A batch message on its way out (see `Outbox`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outbox: Option<Outbox>,
     /// Where the sealed sector was persisted (long-term storage path).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub persisted: Option<String>,
