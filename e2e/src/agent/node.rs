@@ -208,6 +208,14 @@ impl NodeContext {
         let mut tick = tokio::time::interval(Duration::from_secs(self.config.heartbeat_seconds));
         loop {
             tick.tick().await;
+            // Like kubelet, register again when someone deleted the Node.
+            let nodes: Api<Node> = Api::all(self.client.clone());
+            if let Ok(None) = nodes.get_opt(&self.node.name).await {
+                warn!(node = %self.node.name, "node was deleted; registering it again");
+                if let Err(e) = self.register().await {
+                    warn!(node = %self.node.name, error = %e, "could not register the node again");
+                }
+            }
             if let Err(e) = self.renew_lease().await {
                 warn!(node = %self.node.name, error = %e, "could not renew node lease");
             }

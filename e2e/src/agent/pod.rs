@@ -153,8 +153,9 @@ impl PodWorker {
         let policy = restart_policy(&pod);
         let mut exits = FuturesUnordered::new();
         for (i, c) in containers.iter_mut().enumerate() {
-            if let Some(wait) = self.start(i, c) {
-                exits.push(wait);
+            match self.start(i, c) {
+                Some(wait) => exits.push(wait),
+                None => self.schedule_restart(c, policy),
             }
         }
         self.publish(&containers).await;
@@ -174,16 +175,8 @@ impl PodWorker {
                 Some((i, result)) = exits.next() => {
                     let c: &mut ContainerRun = &mut containers[i];
                     self.record_exit(c, result);
-                    if terminating.is_none() && should_restart(policy, &c.view.state) {
-                        let delay = backoff(c.view.restart_count);
-                        c.restart_at = Some(Instant::now() + delay);
-                        self.event(
-                            EventType::Warning,
-                            "BackOff",
-                            "RestartContainer",
-                            format!("Back-off {delay:?} restarting failed container {}", c.view.name),
-                        );
-                        c.view.restarting = true;
+                    if terminating.is_none() {
+                        self.schedule_restart(c, policy);
                     }
                     self.publish(&containers).await;
                 }
@@ -197,8 +190,9 @@ impl PodWorker {
                             if let State::Terminated(t) = &c.view.state {
                                 c.view.last_state = Some((**t).clone());
                             }
-                            if let Some(wait) = self.start(i, c) {
-                                exits.push(wait);
+                            match self.start(i, c) {
+                                Some(wait) => exits.push(wait),
+                                None => self.schedule_restart(c, policy),
                             }
                         }
                     }
@@ -612,6 +606,25 @@ impl PodWorker {
             }
         }
         Ok(sources)
+    }
+
+    /// Schedules the next start of a container that ended, when the restart policy wants one.
+    fn schedule_restart(&self, c: &mut ContainerRun, policy: RestartPolicy) {
+        if !should_restart(policy, &c.view.state) {
+            return;
+        }
+        let delay = backoff(c.view.restart_count);
+        c.restart_at = Some(Instant::now() + delay);
+        c.view.restarting = true;
+        self.event(
+            EventType::Warning,
+            "BackOff",
+            "RestartContainer",
+            format!(
+                "Back-off {delay:?} restarting failed container {}",
+                c.view.name
+            ),
+        );
     }
 
     /// Starts container `i`; returns the future that resolves when its process exits.

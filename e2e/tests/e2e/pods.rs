@@ -27,6 +27,7 @@ pub fn tests() -> Vec<E2eTest> {
         deleting_a_running_pod_kills_its_process,
         container_sees_read_only_volumes_as_its_user,
         on_failure_pod_is_restarted_until_it_succeeds,
+        missing_command_fails_the_pod_with_a_start_error,
     ];
     // A real kubelet keeps retrying the pull (ImagePullBackOff); the agent fails the pod.
     tests.extend(e2e_tests![local_only: unknown_image_fails_the_pod_naming_the_image]);
@@ -509,5 +510,40 @@ async fn on_failure_pod_is_restarted_until_it_succeeds(
         "final message {message:?}"
     );
     wait_for_event(&cluster.client, &ns, "flaky", "BackOff", FINISH).await?;
+    Ok(())
+}
+
+async fn missing_command_fails_the_pod_with_a_start_error(
+    cluster: Arc<Cluster>,
+) -> anyhow::Result<()> {
+    let ns = cluster.namespace("missing").await?;
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), &ns);
+    create_pod(
+        &pods,
+        json!({
+            "metadata": {"name": "missing"},
+            "spec": {
+                "restartPolicy": "Never",
+                "containers": [{"name": "c", "image": SHELL_IMAGE, "command": ["/no/such/sealer-step"]}],
+            }
+        }),
+    )
+    .await?;
+    let pod = finished(&pods, "missing", FINISH).await?;
+    let t = terminated(&pod)?;
+    ensure!(
+        wait::pod_phase(&pod) == "Failed",
+        "pod ended {:?}",
+        wait::pod_phase(&pod)
+    );
+    ensure!(
+        t.exit_code == 128 && t.reason.as_deref() == Some("StartError"),
+        "terminated {t:?}"
+    );
+    let message = t.message.unwrap_or_default();
+    ensure!(
+        message.contains("/no/such/sealer-step"),
+        "message {message:?} must name the program"
+    );
     Ok(())
 }
