@@ -21,11 +21,11 @@ pub const LABEL_POOL: &str = "sealing.filecoin.io/pool";
 pub const LABEL_STEP: &str = "sealing.filecoin.io/step";
 pub const LABEL_ATTEMPT: &str = "sealing.filecoin.io/attempt";
 
-/// Where the step container sees the sector's directory, the store and the parameters.
-const SCRATCH_MOUNT: &str = "/sector";
+/// Where the step container sees the pool's scratch and store directories. The pool's
+/// directories are mounted whole and the step creates the sector's own directory below them: a
+/// hostPath the kubelet creates is root's, which an unprivileged step could not write.
+const SCRATCH_MOUNT: &str = "/scratch";
 const STORE_MOUNT: &str = "/store";
-/// Step pods run as this unprivileged user unless the image says otherwise.
-const STEP_UID: i64 = 1000;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PodError {
@@ -85,7 +85,7 @@ pub fn step_pod(sector: &Sector, pool: &SealingPool, record: &SectorRecord, runn
     let sector_dir = if works_in_store(step) {
         format!("{STORE_MOUNT}/{subdir}")
     } else {
-        SCRATCH_MOUNT.to_owned()
+        format!("{SCRATCH_MOUNT}/{subdir}")
     };
     let mut args: Vec<String> = vec![
         step.as_str().into(),
@@ -103,7 +103,7 @@ pub fn step_pod(sector: &Sector, pool: &SealingPool, record: &SectorRecord, runn
     let ticket = || record.ticket.as_ref().map(|t| t.value.clone()).ok_or(PodError::Missing("ticket", step.as_str()));
     let seed = || record.seed.as_ref().map(|s| s.value.clone()).ok_or(PodError::Missing("seed", step.as_str()));
 
-    let mut volumes = vec![host_path("scratch", &format!("{}/{subdir}", storage.scratch_path), "DirectoryOrCreate")];
+    let mut volumes = vec![host_path("scratch", &storage.scratch_path, "DirectoryOrCreate")];
     let mut mounts = vec![mount("scratch", SCRATCH_MOUNT, false)];
     match step {
         Step::AddPiece => {
@@ -177,8 +177,8 @@ pub fn step_pod(sector: &Sector, pool: &SealingPool, record: &SectorRecord, runn
             tolerations: (!pool.spec.tolerations.is_empty()).then(|| pool.spec.tolerations.clone()),
             security_context: Some(PodSecurityContext {
                 run_as_non_root: Some(true),
-                run_as_user: Some(STEP_UID),
-                run_as_group: Some(STEP_UID),
+                run_as_user: Some(pool.spec.run_as_user),
+                run_as_group: Some(pool.spec.run_as_user),
                 ..Default::default()
             }),
             containers: vec![Container {

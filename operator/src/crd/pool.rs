@@ -69,6 +69,10 @@ pub struct SealingPoolSpec {
     #[schemars(length(max = 253))]
     pub gpu_resource: String,
     pub storage: Storage,
+    /// The user step pods run as; it must be able to write the scratch and store directories.
+    #[serde(default = "default_uid")]
+    #[x_kube(validation = Rule::new("self >= 1").message("must not be 0: step pods do not run as root"))]
+    pub run_as_user: i64,
     #[serde(default)]
     pub phases: Phases,
     #[serde(default)]
@@ -77,6 +81,10 @@ pub struct SealingPoolSpec {
     pub params: ParamsSettings,
     #[serde(default)]
     pub retry: RetrySettings,
+}
+
+fn default_uid() -> i64 {
+    1000
 }
 
 fn default_gpu_resource() -> String {
