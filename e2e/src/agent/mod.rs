@@ -73,6 +73,26 @@ pub async fn run(
     Ok(())
 }
 
+/// Container processes still running under an agent's `rootDir` (pid, pid file): after a
+/// clean stop there should be none.
+pub fn running_containers(root_dir: &std::path::Path) -> Vec<(u32, std::path::PathBuf)> {
+    let Ok(nodes) = std::fs::read_dir(root_dir) else {
+        return Vec::new();
+    };
+    let mut running = Vec::new();
+    for node in nodes.flatten() {
+        let pods = node.path().join("var/lib/kubelet/pods");
+        for pod in std::fs::read_dir(&pods).into_iter().flatten().flatten() {
+            for (pid, started) in pod::pid_files(&pod.path()) {
+                if process::is_running(pid, started) {
+                    running.push((pid, pod.path()));
+                }
+            }
+        }
+    }
+    running
+}
+
 async fn shutdown_signal() -> std::io::Result<()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {

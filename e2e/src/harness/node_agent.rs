@@ -128,20 +128,26 @@ impl NodeAgentProcess {
         }
     }
 
-    /// SIGTERM (the agent then kills its containers), SIGKILL if it takes longer than 10 s.
+    /// SIGTERM (the agent then kills its containers), SIGKILL if it takes longer than 10 s;
+    /// then checks that none of its containers is left running, killing and reporting any.
     pub fn stop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_some() {
-            return;
-        }
-        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::time::Instant::now() < deadline {
-            if self.child.try_wait().ok().flatten().is_some() {
-                return;
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while self.child.try_wait().ok().flatten().is_none()
+                && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(50));
             }
-            std::thread::sleep(Duration::from_millis(50));
+            self.kill();
         }
-        self.kill();
+        for (pid, pod_dir) in crate::agent::running_containers(&self.root_dir) {
+            eprintln!(
+                "e2e: container process {pid} of {} outlived its node agent; killing it",
+                pod_dir.display()
+            );
+            crate::agent::process::signal_group(pid, Signal::SIGKILL);
+        }
     }
 
     /// SIGKILL: the agent dies without cleaning up, as in a crash.
