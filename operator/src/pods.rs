@@ -13,7 +13,7 @@ use kube::api::ObjectMeta;
 
 use crate::core::record::{RunningStep, SectorRecord};
 use crate::core::work::Step;
-use crate::crd::{PhaseSettings, Phases, PieceSource, SealingPool, Sector};
+use crate::crd::{ParamsSource, PhaseSettings, Phases, PieceSource, SealingPool, Sector};
 
 pub const MANAGED_BY: &str = "sealing-operator";
 pub const LABEL_SECTOR: &str = "sealing.filecoin.io/sector";
@@ -61,10 +61,6 @@ pub fn phase(phases: &Phases, step: Step) -> &PhaseSettings {
 /// Steps after Persist work on the sector's copy in long-term storage.
 fn works_in_store(step: Step) -> bool {
     matches!(step, Step::C1 | Step::C2)
-}
-
-fn needs_params(step: Step) -> bool {
-    matches!(step, Step::C2 | Step::SnapProve)
 }
 
 /// The sector's directory below the pool's scratch and store paths.
@@ -132,7 +128,7 @@ pub fn step_pod(sector: &Sector, pool: &SealingPool, record: &SectorRecord, runn
     }
     let cache = &pool.spec.params.cache_path;
     let mut env = vec![EnvVar { name: "FIL_PROOFS_PARAMETER_CACHE".into(), value: Some(cache.clone()), ..Default::default() }];
-    if needs_params(step) {
+    if step.needs_params() {
         volumes.push(host_path("params", cache, "Directory"));
         mounts.push(mount("params", cache, true));
     }
@@ -239,4 +235,76 @@ pub fn pin_to_node(affinity: Option<Affinity>, node: &str) -> Affinity {
         term.match_expressions.get_or_insert_with(Vec::new).push(requirement.clone());
     }
     affinity
+}
+
+pub const LABEL_PARAMS_POOL: &str = "sealing.filecoin.io/params-for-pool";
+
+pub fn params_pod_name(pool: &str, node: &str) -> String {
+    let name = format!("{pool}-params-{node}");
+    name.chars().take(253).collect::<String>().trim_end_matches(['-', '.']).to_owned()
+}
+
+/// A pod that makes sure `node` holds the proof parameters the pool's GPU steps load: it checks,
+/// generates (test sizes) or fetches them as the pool's `params.source` says.
+pub fn params_pod(pool: &SealingPool, node: &str) -> Result<Pod, PodError> {
+    let name = pool.metadata.name.as_deref().ok_or(PodError::Metadata("name"))?;
+    let settings = &pool.spec.params;
+    let verb = match settings.source {
+        ParamsSource::Fetch => "fetch",
+        ParamsSource::Generate => "generate",
+        ParamsSource::Preloaded => "check",
+    };
+    let mut args: Vec<String> = ["params", verb, "--sector-size", pool.spec.sector_size.as_str(), "--step", "c2"]
+        .map(String::from)
+        .to_vec();
+    if let (ParamsSource::Fetch, Some(url)) = (settings.source, &settings.base_url) {
+        args.extend(["--base-url".into(), url.clone()]);
+    }
+    let cache = &settings.cache_path;
+    let labels = BTreeMap::from([
+        ("app.kubernetes.io/managed-by".to_owned(), MANAGED_BY.to_owned()),
+        (LABEL_PARAMS_POOL.to_owned(), name.to_owned()),
+    ]);
+    let owner = pool.controller_owner_ref(&()).ok_or(PodError::Metadata("uid"))?;
+    Ok(Pod {
+        metadata: ObjectMeta {
+            name: Some(params_pod_name(name, node)),
+            namespace: pool.metadata.namespace.clone(),
+            labels: Some(labels),
+            owner_references: Some(vec![owner]),
+            ..Default::default()
+        },
+        spec: Some(PodSpec {
+            restart_policy: Some("Never".into()),
+            automount_service_account_token: Some(false),
+            enable_service_links: Some(false),
+            node_selector: (!pool.spec.node_selector.is_empty()).then(|| pool.spec.node_selector.clone()),
+            affinity: Some(pin_to_node(pool.spec.affinity.clone(), node)),
+            tolerations: (!pool.spec.tolerations.is_empty()).then(|| pool.spec.tolerations.clone()),
+            security_context: Some(PodSecurityContext {
+                run_as_non_root: Some(true),
+                run_as_user: Some(pool.spec.run_as_user),
+                run_as_group: Some(pool.spec.run_as_user),
+                ..Default::default()
+            }),
+            containers: vec![Container {
+                name: "params".into(),
+                image: Some(pool.spec.image.clone()),
+                image_pull_policy: pool.spec.image_pull_policy.clone(),
+                args: Some(args),
+                env: Some(vec![EnvVar {
+                    name: "FIL_PROOFS_PARAMETER_CACHE".into(),
+                    value: Some(cache.clone()),
+                    ..Default::default()
+                }]),
+                volume_mounts: Some(vec![mount("params", cache, false)]),
+                termination_message_policy: Some("FallbackToLogsOnError".into()),
+                security_context: Some(SecurityContext { allow_privilege_escalation: Some(false), ..Default::default() }),
+                ..Default::default()
+            }],
+            volumes: Some(vec![host_path("params", cache, "DirectoryOrCreate")]),
+            ..Default::default()
+        }),
+        status: None,
+    })
 }

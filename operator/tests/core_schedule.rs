@@ -6,7 +6,7 @@ use sealing_operator::core::schedule::{NodeState, PhaseLimit, Placement, Waiting
 use sealing_operator::core::work::Step;
 
 fn node(name: &str, gpus: u32) -> NodeState {
-    NodeState { name: name.into(), gpus, ..Default::default() }
+    NodeState { name: name.into(), gpus, params_ready: true, ..Default::default() }
 }
 
 fn waiting(sector: &str, step: Step, node: Option<&str>, queued: u64) -> Waiting {
@@ -90,4 +90,13 @@ fn a_sector_whose_node_is_gone_waits() {
 fn pledge_loop_fills_up_to_the_target() {
     assert_eq!(pledge_shortfall(1, 3), 2);
     assert_eq!(pledge_shortfall(5, 3), 0);
+}
+
+#[test]
+fn steps_that_load_parameters_wait_for_a_node_that_has_them() {
+    let nodes = [NodeState { params_ready: false, ..node("a", 1) }, NodeState { params_ready: false, ..node("b", 1) }];
+    let queue = [waiting("s0", Step::C2, Some("a"), 0), waiting("s1", Step::PC2, Some("a"), 1)];
+    assert_eq!(placed(&schedule(&nodes, &limits, &queue)), [("s1".into(), Step::PC2, "a".into())]);
+    let ready = [nodes[0].clone(), node("b", 1)];
+    assert_eq!(placed(&schedule(&ready, &limits, &queue[..1])), [("s0".into(), Step::C2, "b".into())]);
 }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -19,7 +19,7 @@ use crate::core::schedule::{NodeState, PhaseLimit, Waiting, pledge_shortfall, sc
 use crate::core::work::{Step, Work, hold, work};
 use crate::core::{Plan, State};
 use crate::crd::{NodeUsage, SealingPool, SealingPoolStatus, Sector, SectorSpec};
-use crate::pods::phase;
+use crate::pods::{params_pod, params_pod_name, phase};
 
 pub const LABEL_PLEDGED: &str = "sealing.filecoin.io/pledged";
 
@@ -68,10 +68,16 @@ pub async fn reconcile(pool: Arc<SealingPool>, ctx: Arc<Context>, sectors: Store
         PhaseLimit { per_node: settings.concurrency_per_node, gpus: settings.gpus }
     };
 
+    let params = prepare_params(&pool, &ctx, &nodes).await?;
     let mut states: Vec<NodeState> = nodes
         .iter()
         .filter(|n| ready(n))
-        .map(|n| NodeState { name: n.name_any(), gpus: gpus(n, &pool.spec.gpu_resource), ..Default::default() })
+        .map(|n| NodeState {
+            name: n.name_any(),
+            gpus: gpus(n, &pool.spec.gpu_resource),
+            params_ready: params.get(&n.name_any()).is_some_and(|p| p == PARAMS_READY),
+            ..Default::default()
+        })
         .collect();
     let mut waiting = Vec::new();
     for sector in &members {
@@ -117,7 +123,10 @@ pub async fn reconcile(pool: Arc<SealingPool>, ctx: Arc<Context>, sectors: Store
 
     pledge(&pool, &ctx, &members).await?;
 
-    let status = summarize(&pool, &members, &states, waiting.len().saturating_sub(placements.len()));
+    let mut status = summarize(&pool, &members, &states, waiting.len().saturating_sub(placements.len()));
+    for node in &mut status.nodes {
+        node.params = params.get(&node.name).cloned().unwrap_or_default();
+    }
     let pools: Api<SealingPool> = Api::namespaced(ctx.client.clone(), &ns);
     let patch = serde_json::json!({ "status": status });
     pools.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
@@ -128,6 +137,48 @@ pub async fn reconcile(pool: Arc<SealingPool>, ctx: Arc<Context>, sectors: Store
 pub fn error_policy(_pool: Arc<SealingPool>, error: &Error, _ctx: Arc<Context>) -> Action {
     tracing::warn!(%error, "pool reconcile failed");
     Action::requeue(super::retry_after(error))
+}
+
+const PARAMS_READY: &str = "Ready";
+
+/// Makes sure every node of the pool has the proof parameters, with one params pod per node,
+/// and says per node whether they are ready.
+async fn prepare_params(pool: &SealingPool, ctx: &Context, nodes: &[Node]) -> Result<BTreeMap<String, String>, Error> {
+    let ns = pool.namespace().ok_or(Error::Metadata("namespace"))?;
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    let mut states = BTreeMap::new();
+    for node in nodes {
+        let node = node.name_any();
+        let name = params_pod_name(&pool.name_any(), &node);
+        let state = match pods.get_opt(&name).await? {
+            None => {
+                match pods.create(&PostParams::default(), &params_pod(pool, &node)?).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(e)) if e.code == 409 => {}
+                    Err(e) => return Err(e.into()),
+                }
+                "Preparing".to_owned()
+            }
+            Some(pod) => match pod.status.as_ref().and_then(|s| s.phase.as_deref()) {
+                Some("Succeeded") => PARAMS_READY.to_owned(),
+                Some("Failed") => {
+                    let message = pod
+                        .status
+                        .as_ref()
+                        .and_then(|s| s.container_statuses.as_ref())
+                        .and_then(|cs| cs.first())
+                        .and_then(|c| c.state.as_ref())
+                        .and_then(|s| s.terminated.as_ref())
+                        .and_then(|t| t.message.clone())
+                        .unwrap_or_default();
+                    format!("Failed (delete pod {name} to try again): {}", message.trim())
+                }
+                _ => "Preparing".to_owned(),
+            },
+        };
+        states.insert(node, state);
+    }
+    Ok(states)
 }
 
 /// Keeps `sectorsInFlight` committed-capacity sectors sealing (lotus' pledge loop).
@@ -198,6 +249,7 @@ fn summarize(pool: &SealingPool, members: &[Arc<Sector>], nodes: &[NodeState], w
             running: n.running.iter().map(|(step, count)| (step.as_str().to_owned(), *count)).collect(),
             sectors: n.sectors,
             gpus_in_use: n.gpus_in_use,
+            params: String::new(),
         })
         .collect();
     status.node_count = status.nodes.len() as u32;

@@ -22,6 +22,8 @@ pub struct NodeState {
     pub running: BTreeMap<Step, u32>,
     /// Sectors whose scratch data is on this node; new sectors go to the least loaded node.
     pub sectors: u32,
+    /// The proof parameters are known to be in the node's cache.
+    pub params_ready: bool,
 }
 
 /// A sector whose next step is a pod that may start now.
@@ -76,6 +78,7 @@ pub fn schedule(
         let fits = |n: &NodeState| {
             n.running.get(&item.step).copied().unwrap_or(0) < limit.per_node
                 && n.gpus.saturating_sub(n.gpus_in_use) >= limit.gpus
+                && (n.params_ready || !item.step.needs_params())
         };
         let chosen = match (&item.node, item.step.needs_sector_node()) {
             (Some(home), true) => nodes.iter().position(|n| &n.name == home && fits(n)),

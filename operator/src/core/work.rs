@@ -61,6 +61,12 @@ impl Step {
         }
     }
 
+    /// Steps that load Groth parameters: the pool makes sure a node has them before placing
+    /// one of these there, so a sector never stops on "No cached parameters found" (seed 003).
+    pub fn needs_params(self) -> bool {
+        matches!(self, Step::C2 | Step::SnapProve)
+    }
+
     /// C2 needs only the C1 output, which is small enough to carry, so it may run on any GPU
     /// node; every other step reads or writes the sector's scratch data and runs where it lives.
     pub fn needs_sector_node(self) -> bool {

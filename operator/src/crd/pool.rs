@@ -310,6 +310,9 @@ pub struct NodeUsage {
     pub sectors: u32,
     #[serde(default)]
     pub gpus_in_use: u32,
+    /// Whether the node's parameter cache is ready: Ready, Preparing, or the failure.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub params: String,
 }
 
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
