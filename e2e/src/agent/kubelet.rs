@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::node::NodeContext;
-use super::{pod, process};
+use super::{pids, pod, process};
 
 pub async fn run(ctx: Arc<NodeContext>) {
     let pods: Api<Pod> = Api::all(ctx.client.clone());
@@ -89,7 +89,7 @@ async fn reap_orphans(ctx: &NodeContext, live: &HashSet<String>) {
 /// Kills every container process recorded under a pod directory that is still the same
 /// process, and waits until each is dead.
 pub async fn kill_recorded(pod_dir: &Path) {
-    for (pid, started) in pod::pid_files(pod_dir) {
+    for (pid, started) in pids::pid_files(pod_dir) {
         if !process::kill_and_wait(pid, started, KILL_TIMEOUT).await {
             warn!(pid, dir = %pod_dir.display(), "container process survived SIGKILL");
         }

@@ -6,9 +6,11 @@
 //! left behind is killed; the agent never silently runs a step a second time.
 
 pub mod config;
+mod container;
 pub mod env;
 mod kubelet;
 pub mod node;
+mod pids;
 mod pod;
 pub mod process;
 pub mod status;
@@ -83,7 +85,7 @@ pub fn running_containers(root_dir: &std::path::Path) -> Vec<(u32, std::path::Pa
     for node in nodes.flatten() {
         let pods = node.path().join("var/lib/kubelet/pods");
         for pod in std::fs::read_dir(&pods).into_iter().flatten().flatten() {
-            for (pid, started) in pod::pid_files(&pod.path()) {
+            for (pid, started) in pids::pid_files(&pod.path()) {
                 if process::is_running(pid, started) {
                     running.push((pid, pod.path()));
                 }

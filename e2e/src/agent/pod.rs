@@ -1,15 +1,14 @@
 //! The life of one pod bound to a node: prepare, run its containers, report status, stop them
 //! when the pod is deleted, and finish the deletion as kubelet does.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use k8s_openapi::api::core::v1::ObjectReference;
-use k8s_openapi::api::core::v1::{ConfigMap, ContainerStateTerminated, Pod, Secret};
+use k8s_openapi::api::core::v1::{ContainerStateTerminated, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
@@ -20,17 +19,13 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use super::env::{EnvSources, container_env, expand};
+use super::container::{self, ContainerRun};
 use super::node::NodeContext;
-use super::process::{self, ProcessSpec};
-use super::status::{
-    ContainerView, PodFailure, State, StatusBuilder, exit_code, termination_message,
-};
-use super::volumes::{container_mounts, prepare_volumes};
+use super::pids;
+use super::process;
+use super::status::{ContainerView, State, StatusBuilder, exit_code, termination_message};
 
 const FIELD_MANAGER: &str = "sealing-node-agent";
-const DEFAULT_TERMINATION_MESSAGE_PATH: &str = "/dev/termination-log";
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /// First restart delay for restartPolicy OnFailure/Always; doubles up to the cap. Shorter than
 /// kubelet's 10 s / 5 min so that crash loops show quickly in tests.
 const RESTART_BACKOFF: Duration = Duration::from_secs(1);
@@ -38,17 +33,6 @@ const RESTART_BACKOFF_CAP: Duration = Duration::from_secs(60);
 
 /// Updates about the pod from the watch; `None` once the pod is gone from the API.
 pub type PodUpdates = watch::Receiver<Option<Pod>>;
-
-/// One container of the running pod.
-struct ContainerRun {
-    process: ProcessSpec,
-    termination_file: PathBuf,
-    log_dir: PathBuf,
-    fallback_to_logs: bool,
-    view: ContainerView,
-    pid: Option<u32>,
-    restart_at: Option<Instant>,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum RestartPolicy {
@@ -130,7 +114,7 @@ impl PodWorker {
         if pod.metadata.deletion_timestamp.is_some() {
             return self.delete_now().await;
         }
-        let mut containers = match self.prepare(&pod).await {
+        let mut containers = match container::prepare(&self.ctx, &pod).await {
             Ok(c) => c,
             Err(failure) => {
                 info!(pod = %self.name, reason = %failure.reason, message = %failure.message, "pod cannot run");
@@ -142,7 +126,7 @@ impl PodWorker {
                 );
                 let status = self.status.build(
                     &self.ctx.facts.host_ip,
-                    &waiting_views(&pod, &failure),
+                    &container::waiting_views(&pod, &failure),
                     Some(&failure),
                 );
                 self.patch_status(status).await?;
@@ -316,7 +300,7 @@ impl PodWorker {
                         .as_ref()
                         .is_some_and(|s| s.running.is_some() || s.terminated.is_some())
             });
-        reported || pid_files(&self.pod_dir()).next().is_some()
+        reported || pids::pid_files(&self.pod_dir()).next().is_some()
     }
 
     /// After an agent restart the pod's processes are not ours to wait on: kill any that
@@ -374,240 +358,6 @@ impl PodWorker {
         self.patch_status(status).await
     }
 
-    async fn prepare(&self, pod: &Pod) -> Result<Vec<ContainerRun>, PodFailure> {
-        let spec = pod.spec.clone().unwrap_or_default();
-        let unsupported = |what: &str| PodFailure {
-            reason: "Unsupported".into(),
-            message: format!("{what} are not supported by the sealing node agent"),
-        };
-        if spec.init_containers.as_ref().is_some_and(|c| !c.is_empty()) {
-            return Err(unsupported("init containers"));
-        }
-        if spec
-            .ephemeral_containers
-            .as_ref()
-            .is_some_and(|c| !c.is_empty())
-        {
-            return Err(unsupported("ephemeral containers"));
-        }
-        if let Some(err) = &self.ctx.namespace_error {
-            return Err(PodFailure {
-                reason: "CreateContainerError".into(),
-                message: err.clone(),
-            });
-        }
-        let images = spec
-            .containers
-            .iter()
-            .map(|c| {
-                let image = c.image.clone().unwrap_or_default();
-                self.ctx.config.image(&image).cloned().ok_or_else(|| PodFailure {
-                    reason: "ErrImagePull".into(),
-                    message: format!(
-                        "container {}: image {image:?} is not in the node agent's image map; add it under `images` in the agent config",
-                        c.name
-                    ),
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let sources = self.fetch_sources(pod).await?;
-        let volumes = prepare_volumes(pod, &self.ctx.disk, &sources).map_err(|e| PodFailure {
-            reason: "FailedMount".into(),
-            message: e.to_string(),
-        })?;
-        let pod_dir = self.pod_dir();
-        let log_root = self
-            .ctx
-            .disk
-            .local(Path::new("/var/log/pods"))
-            .join(format!(
-                "{}_{}_{}",
-                pod.namespace().unwrap_or_default(),
-                self.name,
-                self.uid
-            ));
-        let pod_user = spec.security_context.as_ref();
-        let mut runs = Vec::new();
-        for (c, image) in spec.containers.iter().zip(images) {
-            let config_error = |message: String| PodFailure {
-                reason: "CreateContainerConfigError".into(),
-                message,
-            };
-            let env = container_env(
-                pod,
-                c,
-                &image.env,
-                &self.ctx.service_env,
-                &sources,
-                &self.ctx.facts,
-            )
-            .map_err(|e| config_error(format!("container {}: {e}", c.name)))?;
-            let mut env = env;
-            if !env.iter().any(|(k, _)| k == "PATH") {
-                env.insert(0, ("PATH".into(), DEFAULT_PATH.into()));
-            }
-            if !env.iter().any(|(k, _)| k == "HOSTNAME") {
-                env.insert(0, ("HOSTNAME".into(), self.name.clone()));
-            }
-            let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-            let (command, args) = match (&c.command, &c.args) {
-                (Some(cmd), args) if !cmd.is_empty() => {
-                    (cmd.clone(), args.clone().unwrap_or_default())
-                }
-                (_, Some(args)) if !args.is_empty() => (image.entrypoint.clone(), args.clone()),
-                _ => (image.entrypoint.clone(), image.cmd.clone()),
-            };
-            let mut argv: Vec<String> = command
-                .iter()
-                .chain(&args)
-                .map(|a| expand(a, lookup))
-                .collect();
-            let Some(program) = argv.first_mut() else {
-                return Err(config_error(format!(
-                    "container {}: no command, and image {:?} has no entrypoint in the agent config",
-                    c.name, image.image
-                )));
-            };
-            if let Some(host) = image.paths.get(program.as_str()) {
-                *program = host.display().to_string();
-            }
-            let mut mounts = container_mounts(c, &volumes).map_err(|e| PodFailure {
-                reason: "FailedMount".into(),
-                message: e.to_string(),
-            })?;
-            let container_dir = pod_dir.join("containers").join(&c.name);
-            let termination_file = container_dir.join("termination-log");
-            let target = c
-                .termination_message_path
-                .clone()
-                .unwrap_or_else(|| DEFAULT_TERMINATION_MESSAGE_PATH.into());
-            mounts.push(super::volumes::Mount {
-                source: termination_file.clone(),
-                target: target.into(),
-                read_only: false,
-            });
-            let security = c.security_context.as_ref();
-            let uid = security
-                .and_then(|s| s.run_as_user)
-                .or(pod_user.and_then(|s| s.run_as_user));
-            let gid = security
-                .and_then(|s| s.run_as_group)
-                .or(pod_user.and_then(|s| s.run_as_group));
-            let user = match (uid, gid) {
-                (None, None) => None,
-                (u, g) => Some((u.unwrap_or(0) as u32, g.unwrap_or(0) as u32)),
-            };
-            let image_id = format!("local://{}", argv[0]);
-            runs.push(ContainerRun {
-                process: ProcessSpec {
-                    argv,
-                    env,
-                    working_dir: c
-                        .working_dir
-                        .clone()
-                        .filter(|w| !w.is_empty())
-                        .unwrap_or_else(|| "/".into())
-                        .into(),
-                    mounts,
-                    user,
-                    log: PathBuf::new(),
-                },
-                termination_file,
-                log_dir: log_root.join(&c.name),
-                fallback_to_logs: c.termination_message_policy.as_deref()
-                    == Some("FallbackToLogsOnError"),
-                view: ContainerView {
-                    name: c.name.clone(),
-                    image: c.image.clone().unwrap_or_default(),
-                    image_id,
-                    container_id: None,
-                    state: State::Waiting {
-                        reason: "ContainerCreating".into(),
-                        message: None,
-                    },
-                    last_state: None,
-                    restart_count: 0,
-                    restarting: false,
-                },
-                pid: None,
-                restart_at: None,
-            });
-        }
-        Ok(runs)
-    }
-
-    /// Reads the ConfigMaps and Secrets the pod refers to; missing ones are simply absent.
-    async fn fetch_sources(&self, pod: &Pod) -> Result<EnvSources, PodFailure> {
-        let ns = pod.namespace().unwrap_or_default();
-        let mut cm_names = Vec::new();
-        let mut secret_names = Vec::new();
-        let spec = pod.spec.clone().unwrap_or_default();
-        for c in &spec.containers {
-            for e in c.env_from.iter().flatten() {
-                cm_names.extend(e.config_map_ref.as_ref().map(|r| r.name.clone()));
-                secret_names.extend(e.secret_ref.as_ref().map(|r| r.name.clone()));
-            }
-            for e in c.env.iter().flatten().filter_map(|e| e.value_from.as_ref()) {
-                cm_names.extend(e.config_map_key_ref.as_ref().map(|r| r.name.clone()));
-                secret_names.extend(e.secret_key_ref.as_ref().map(|r| r.name.clone()));
-            }
-        }
-        for v in spec.volumes.iter().flatten() {
-            cm_names.extend(v.config_map.as_ref().map(|c| c.name.clone()));
-            secret_names.extend(v.secret.as_ref().and_then(|s| s.secret_name.clone()));
-        }
-        let fetch_error = |kind: &str, name: &str, e: kube::Error| PodFailure {
-            reason: "CreateContainerConfigError".into(),
-            message: format!("reading {kind} {ns}/{name}: {e}"),
-        };
-        let mut sources = EnvSources::default();
-        let cms: Api<ConfigMap> = Api::namespaced(self.ctx.client.clone(), &ns);
-        for name in cm_names {
-            if let Some(cm) = cms
-                .get_opt(&name)
-                .await
-                .map_err(|e| fetch_error("ConfigMap", &name, e))?
-            {
-                let mut data: BTreeMap<String, Vec<u8>> = cm
-                    .data
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(k, v)| (k, v.into_bytes()))
-                    .collect();
-                data.extend(
-                    cm.binary_data
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(|(k, v)| (k, v.0)),
-                );
-                sources.config_maps.insert(name, data);
-            }
-        }
-        let secrets: Api<Secret> = Api::namespaced(self.ctx.client.clone(), &ns);
-        for name in secret_names {
-            if let Some(s) = secrets
-                .get_opt(&name)
-                .await
-                .map_err(|e| fetch_error("Secret", &name, e))?
-            {
-                let mut data: BTreeMap<String, Vec<u8>> = s
-                    .data
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(k, v)| (k, v.0))
-                    .collect();
-                data.extend(
-                    s.string_data
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(|(k, v)| (k, v.into_bytes())),
-                );
-                sources.secrets.insert(name, data);
-            }
-        }
-        Ok(sources)
-    }
-
     /// Schedules the next start of a container that ended, when the restart policy wants one.
     fn schedule_restart(&self, c: &mut ContainerRun, policy: RestartPolicy) {
         if !should_restart(policy, &c.view.state) {
@@ -655,7 +405,7 @@ impl PodWorker {
         match spawned {
             Ok(mut child) => {
                 let pid = child.id().unwrap_or_default();
-                if let Err(e) = record_pid(&self.pod_dir(), &c.view.name, pid) {
+                if let Err(e) = pids::record_pid(&self.pod_dir(), &c.view.name, pid) {
                     warn!(pod = %self.name, error = %e, "could not record the container's pid");
                 }
                 info!(pod = %self.name, container = %c.view.name, pid, "container started");
@@ -699,7 +449,7 @@ impl PodWorker {
         // Whatever the container left running dies with it, as in a real pid namespace.
         if let Some(pid) = pid {
             process::signal_group(pid, Signal::SIGKILL);
-            remove_pid(&self.pod_dir(), &c.view.name);
+            pids::remove_pid(&self.pod_dir(), &c.view.name);
         }
         let started_at = match &c.view.state {
             State::Running { started_at } => Some(started_at.clone()),
@@ -832,52 +582,6 @@ async fn sleep_until_opt(at: Option<Instant>) {
     }
 }
 
-/// Container views for a pod that failed before any container started.
-fn waiting_views(pod: &Pod, failure: &PodFailure) -> Vec<ContainerView> {
-    pod.spec
-        .iter()
-        .flat_map(|s| s.containers.iter())
-        .map(|c| ContainerView {
-            name: c.name.clone(),
-            image: c.image.clone().unwrap_or_default(),
-            image_id: String::new(),
-            container_id: None,
-            state: State::Waiting {
-                reason: failure.reason.clone(),
-                message: Some(failure.message.clone()),
-            },
-            last_state: None,
-            restart_count: 0,
-            restarting: false,
-        })
-        .collect()
-}
-
-/// `<pod dir>/pids/<container>` holds "<pid> <start time>" while the process runs, so a
-/// restarted agent can find and kill what its predecessor left behind.
-fn record_pid(pod_dir: &Path, container: &str, pid: u32) -> std::io::Result<()> {
-    let dir = pod_dir.join("pids");
-    std::fs::create_dir_all(&dir)?;
-    let started = process::start_time(pid).unwrap_or(0);
-    std::fs::write(dir.join(container), format!("{pid} {started}"))
-}
-
-fn remove_pid(pod_dir: &Path, container: &str) {
-    let _ = std::fs::remove_file(pod_dir.join("pids").join(container));
-}
-
-pub(super) fn pid_files(pod_dir: &Path) -> impl Iterator<Item = (u32, u64)> {
-    std::fs::read_dir(pod_dir.join("pids"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|entry| std::fs::read_to_string(entry.path()).ok())
-        .filter_map(|text| {
-            let (pid, started) = text.trim().split_once(' ')?;
-            Some((pid.parse().ok()?, started.parse().ok()?))
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -899,17 +603,5 @@ mod tests {
         assert_eq!(backoff(0), Duration::from_secs(1));
         assert_eq!(backoff(3), Duration::from_secs(8));
         assert_eq!(backoff(30), RESTART_BACKOFF_CAP);
-    }
-
-    #[test]
-    fn pid_records_round_trip() {
-        let tmp = tempfile::tempdir().unwrap();
-        record_pid(tmp.path(), "main", std::process::id()).unwrap();
-        let found: Vec<_> = pid_files(tmp.path()).collect();
-        assert_eq!(found.len(), 1);
-        assert_eq!(found[0].0, std::process::id());
-        assert_eq!(Some(found[0].1), process::start_time(std::process::id()));
-        remove_pid(tmp.path(), "main");
-        assert_eq!(pid_files(tmp.path()).count(), 0);
     }
 }
