@@ -132,6 +132,12 @@ pub fn step_pod(sector: &Sector, pool: &SealingPool, record: &SectorRecord, runn
         volumes.push(host_path("params", cache, "Directory"));
         mounts.push(mount("params", cache, true));
     }
+    // PC1 writes the SDR parent cache; keep it on the node's scratch, which the step may write.
+    env.push(EnvVar {
+        name: "FIL_PROOFS_PARENT_CACHE".into(),
+        value: Some(format!("{SCRATCH_MOUNT}/.filecoin-parents")),
+        ..Default::default()
+    });
     env.push(EnvVar { name: "RUST_LOG".into(), value: Some("info".into()), ..Default::default() });
 
     let settings = phase(&pool.spec.phases, step);
