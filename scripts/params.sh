@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
-# Makes sure the proof parameters the tests need exist in the parameter cache
+# Makes sure the 2 KiB proof parameters the tests need exist in the parameter cache
 # (FIL_PROOFS_PARAMETER_CACHE, default /var/tmp/filecoin-proof-parameters), generating only
-# what is missing or damaged. Idempotent: a second run takes seconds.
+# what is missing or damaged. Idempotent: a second run takes seconds (it checks digests).
 #
-#   scripts/params.sh              2KiB PoRep, window PoSt, winning PoSt (~25 min the first time)
-#   scripts/params.sh --with-snap  also the empty-sector-update (snap) set (~12 min more)
+#   scripts/params.sh            PoRep, window PoSt, winning PoSt and snap (~40 min the first time)
+#   scripts/params.sh --no-snap  without the snap set (~25 min the first time); slow_snap fails then
 #
 # Builds sealer-pod in release mode first (cargo reuses an existing build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-kinds=(--kind porep --kind window-post --kind winning-post)
-if [[ "${1:-}" == "--with-snap" ]]; then
+kinds=(--kind window-post --kind winning-post --kind porep)
+if [[ "${1:-}" != "--no-snap" ]]; then
   kinds+=(--kind snap)
 fi
 

@@ -193,6 +193,15 @@ fn slow_two_sectors_sealed_by_separate_processes_prove_and_window_post_finds_cor
         s.spawn(|| c2_and_verify(work, &deal));
     });
 
+    // The piece comes back out of the replica.
+    let unsealed_out = work.join("unsealed-piece.bin");
+    let base = sector_args(&deal.dir, deal.number);
+    let mut unseal = vec!["unseal"];
+    let ticket = hex32(TICKET);
+    unseal.extend(with(&base, &["--ticket", &ticket, "--length", "1016", "--output", unsealed_out.to_str().unwrap()]));
+    assert_eq!(run(work, &unseal, &[]).ok()["bytes"], 1016);
+    assert_eq!(fs::read(&unsealed_out).unwrap(), padded);
+
     let sectors = sectors_file(work, &[&cc, &deal]);
     let randomness = [0xffu8; 32];
     let rand_hex = hex::encode(randomness);

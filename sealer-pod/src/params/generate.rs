@@ -7,7 +7,7 @@
 
 use std::fs::{self, File};
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use filecoin_proofs::constants::DefaultPieceHasher;
 use filecoin_proofs::parameters::{public_params, window_post_public_params, winning_post_public_params};
@@ -95,6 +95,7 @@ fn generate_staged(cache: &Path, set: &ParamSet) -> StepResult<Vec<String>> {
         .arg("--sector-size")
         .arg(set.size.0.to_string())
         .env("FIL_PROOFS_PARAMETER_CACHE", &staging)
+        .stdout(Stdio::null())
         .status()
         .map_err(|e| StepError::io(&exe, e))?;
     if !status.success() {

@@ -5,7 +5,7 @@ use rand::RngCore;
 use serde_json::{Value, json};
 
 use super::replicas::Replica;
-use super::window_post::{mask_randomness, vanilla_proofs};
+use super::window_post::{Survey, mask_randomness, vanilla_proofs};
 use crate::error::StepResult;
 use crate::sector::SectorSize;
 
@@ -15,7 +15,8 @@ pub fn run(size: SectorSize, prover_id: filecoin_proofs_api::ProverId, randomnes
         rand::rngs::OsRng.fill_bytes(&mut r);
         r
     });
-    let (good, faults) = vanilla_proofs(size.window_post_proof(), &mask_randomness(randomness), prover_id, replicas)?;
+    let Survey { proven: good, faults } =
+        vanilla_proofs(size.window_post_proof(), &mask_randomness(randomness), prover_id, replicas)?;
     let mut sectors: Vec<Value> = good
         .iter()
         .map(|(id, _)| json!({ "sector_number": u64::from(*id), "ok": true }))

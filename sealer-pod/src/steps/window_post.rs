@@ -27,13 +27,18 @@ pub fn mask_randomness(mut randomness: [u8; 32]) -> [u8; 32] {
     randomness
 }
 
-/// Vanilla proofs for each replica that can be proven, and the reasons for those that cannot.
+/// The vanilla proofs of the replicas that could be proven, and why the others could not.
+pub struct Survey {
+    pub proven: Vec<(SectorId, Vec<u8>)>,
+    pub faults: Vec<Fault>,
+}
+
 pub fn vanilla_proofs(
     post_proof: RegisteredPoStProof,
     randomness: &[u8; 32],
     prover_id: ProverId,
     replicas: &[Replica],
-) -> StepResult<(Vec<(SectorId, Vec<u8>)>, Vec<Fault>)> {
+) -> StepResult<Survey> {
     let ids: Vec<SectorId> = replicas.iter().map(|r| r.sector_id).collect();
     let challenges = generate_fallback_sector_challenges(post_proof, randomness, &ids, prover_id)
         .map_err(|e| StepError::proofs("generating PoSt challenges", e))?;
@@ -61,7 +66,7 @@ pub fn vanilla_proofs(
             }),
         }
     }
-    Ok((good, faults))
+    Ok(Survey { proven: good, faults })
 }
 
 pub fn run(size: SectorSize, prover_id: ProverId, randomness: [u8; 32], replicas: &[Replica]) -> StepResult<Value> {
@@ -72,7 +77,7 @@ pub fn run(size: SectorSize, prover_id: ProverId, randomness: [u8; 32], replicas
         &format!("window PoSt of {size} sectors"),
     )?;
     let randomness = mask_randomness(randomness);
-    let (good, faults) = vanilla_proofs(post_proof, &randomness, prover_id, replicas)?;
+    let Survey { proven: good, faults } = vanilla_proofs(post_proof, &randomness, prover_id, replicas)?;
     for f in &faults {
         tracing::warn!(sector = f.sector_number, reason = %f.reason, "faulty sector skipped");
     }
