@@ -98,6 +98,9 @@ pub enum Command {
     TreeD {
         #[command(flatten)]
         sector: SectorArgs,
+        /// Build it over the data staged for a snap upgrade (update/).
+        #[arg(long)]
+        update: bool,
     },
     /// PreCommit phase 1 (SDR).
     Pc1 {
@@ -152,6 +155,22 @@ pub enum Command {
     SnapProve {
         #[command(flatten)]
         sector: SectorArgs,
+    },
+    /// Check a (rebuilt) replica: its CommR, and a vanilla PoSt over its files.
+    CheckSealed {
+        #[command(flatten)]
+        sector: SectorArgs,
+        /// The CommR the replica must have (the one on chain).
+        #[arg(long)]
+        comm_r: Option<String>,
+    },
+    /// Copy the sealed replica, cache and records to long-term storage.
+    Persist {
+        #[command(flatten)]
+        sector: SectorArgs,
+        /// The sector's directory in long-term storage (replaced as a whole).
+        #[arg(long)]
+        store_dir: PathBuf,
     },
     /// Recover unpadded data from the replica.
     Unseal {
@@ -244,6 +263,8 @@ impl Command {
             Command::SnapEncode { .. } => "snap-encode",
             Command::SnapProve { .. } => "snap-prove",
             Command::Unseal { .. } => "unseal",
+            Command::CheckSealed { .. } => "check-sealed",
+            Command::Persist { .. } => "persist",
             Command::Params(ParamsCommand::Check { .. }) => "params-check",
             Command::Params(ParamsCommand::Generate { .. }) => "params-generate",
             Command::Params(ParamsCommand::Fetch { .. }) => "params-fetch",
@@ -267,8 +288,9 @@ impl Command {
                 };
                 steps::add_piece::run(&id, &dir, &args)
             }
-            Command::TreeD { sector } => {
+            Command::TreeD { sector, update } => {
                 let (id, dir) = sector.open()?;
+                let dir = if *update { dir.update() } else { dir };
                 steps::tree_d::run(&id, &dir)
             }
             Command::Pc1 { sector, ticket } => {
@@ -318,6 +340,14 @@ impl Command {
                 let ticket = parse_hex32("ticket", ticket)?;
                 let (id, dir) = sector.open()?;
                 steps::unseal::run(&id, &dir, ticket, *offset, *length, output)
+            }
+            Command::CheckSealed { sector, comm_r } => {
+                let (id, dir) = sector.open()?;
+                steps::check_sealed::run(&id, &dir, comm_r.as_deref())
+            }
+            Command::Persist { sector, store_dir } => {
+                let (id, dir) = sector.open()?;
+                steps::persist::run(&id, &dir, store_dir)
             }
             Command::Params(cmd) => run_params(cmd),
         }

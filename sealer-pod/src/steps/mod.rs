@@ -4,9 +4,11 @@
 pub mod add_piece;
 pub mod c1;
 pub mod c2;
+pub mod check_sealed;
 pub mod cache_files;
 pub mod pc1;
 pub mod pc2;
+pub mod persist;
 pub mod pieces;
 pub mod proving_check;
 pub mod replicas;
