@@ -120,6 +120,10 @@ pub fn step_pod(sector: &Sector, pool: &SealingPool, record: &SectorRecord, runn
         Step::PC1 => args.extend(["--ticket".into(), ticket()?]),
         Step::C1 => args.extend(["--ticket".into(), ticket()?, "--seed".into(), seed()?]),
         Step::Persist => args.extend(["--store-dir".into(), format!("{STORE_MOUNT}/{subdir}")]),
+        Step::CheckSealed => {
+            let comm_r = record.comm_r.clone().ok_or(PodError::Missing("CommR", "check-sealed"))?;
+            args.extend(["--comm-r".into(), comm_r]);
+        }
         _ => {}
     }
     if matches!(step, Step::Persist) || works_in_store(step) {
