@@ -140,6 +140,7 @@ pub fn error_policy(_pool: Arc<SealingPool>, error: &Error, _ctx: Arc<Context>) 
 }
 
 const PARAMS_READY: &str = "Ready";
+const PARAMS_RETRY_SECONDS: i64 = 60;
 
 /// Makes sure every node of the pool has the proof parameters, with one params pod per node,
 /// and says per node whether they are ready.
@@ -162,16 +163,24 @@ async fn prepare_params(pool: &SealingPool, ctx: &Context, nodes: &[Node]) -> Re
             Some(pod) => match pod.status.as_ref().and_then(|s| s.phase.as_deref()) {
                 Some("Succeeded") => PARAMS_READY.to_owned(),
                 Some("Failed") => {
-                    let message = pod
+                    let terminated = pod
                         .status
                         .as_ref()
                         .and_then(|s| s.container_statuses.as_ref())
                         .and_then(|cs| cs.first())
                         .and_then(|c| c.state.as_ref())
-                        .and_then(|s| s.terminated.as_ref())
-                        .and_then(|t| t.message.clone())
-                        .unwrap_or_default();
-                    format!("Failed (delete pod {name} to try again): {}", message.trim())
+                        .and_then(|s| s.terminated.clone());
+                    let message = terminated.as_ref().and_then(|t| t.message.clone()).unwrap_or_default();
+                    let ended = terminated.and_then(|t| t.finished_at).map(|t| t.0);
+                    // Try again a while after a failure (parameters copied in, a gateway back up).
+                    if ended.is_some_and(|t| Timestamp::now().duration_since(t).as_secs() >= PARAMS_RETRY_SECONDS) {
+                        match pods.delete(&name, &Default::default()).await {
+                            Ok(_) => {}
+                            Err(kube::Error::Api(e)) if e.code == 404 => {}
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
+                    format!("Failed, retrying within {PARAMS_RETRY_SECONDS}s: {}", message.trim())
                 }
                 _ => "Preparing".to_owned(),
             },
