@@ -1,16 +1,16 @@
 //! Turns a pod's spec into containers ready to start: image lookup, ConfigMap and Secret
 //! data, volumes, environment, command line, mounts and user.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
-use kube::{Api, ResourceExt};
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
 use tokio::time::Instant;
 
-use super::env::{EnvSources, container_env, expand};
+use super::env::{container_env, expand};
 use super::node::NodeContext;
 use super::process::ProcessSpec;
+use super::sources;
 use super::status::{ContainerView, PodFailure, State};
 use super::volumes::{Mount, container_mounts, prepare_volumes};
 
@@ -67,11 +67,12 @@ pub(super) async fn prepare(ctx: &NodeContext, pod: &Pod) -> Result<Vec<Containe
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let sources = fetch_sources(ctx, pod).await?;
-    let volumes = prepare_volumes(pod, &ctx.disk, &sources).map_err(|e| PodFailure {
-        reason: "FailedMount".into(),
-        message: e.to_string(),
-    })?;
+    let sources = sources::fetch(&ctx.client, pod).await?;
+    let volumes =
+        prepare_volumes(pod, &ctx.disk, &sources, &ctx.facts).map_err(|e| PodFailure {
+            reason: "FailedMount".into(),
+            message: e.to_string(),
+        })?;
     let pod_dir = ctx.disk.pod_dir(&uid);
     let log_root = ctx.disk.local(Path::new("/var/log/pods")).join(format!(
         "{}_{}_{}",
@@ -178,78 +179,6 @@ pub(super) async fn prepare(ctx: &NodeContext, pod: &Pod) -> Result<Vec<Containe
         });
     }
     Ok(runs)
-}
-
-/// Reads the ConfigMaps and Secrets the pod refers to; missing ones are simply absent.
-async fn fetch_sources(ctx: &NodeContext, pod: &Pod) -> Result<EnvSources, PodFailure> {
-    let ns = pod.namespace().unwrap_or_default();
-    let mut cm_names = Vec::new();
-    let mut secret_names = Vec::new();
-    let spec = pod.spec.clone().unwrap_or_default();
-    for c in &spec.containers {
-        for e in c.env_from.iter().flatten() {
-            cm_names.extend(e.config_map_ref.as_ref().map(|r| r.name.clone()));
-            secret_names.extend(e.secret_ref.as_ref().map(|r| r.name.clone()));
-        }
-        for e in c.env.iter().flatten().filter_map(|e| e.value_from.as_ref()) {
-            cm_names.extend(e.config_map_key_ref.as_ref().map(|r| r.name.clone()));
-            secret_names.extend(e.secret_key_ref.as_ref().map(|r| r.name.clone()));
-        }
-    }
-    for v in spec.volumes.iter().flatten() {
-        cm_names.extend(v.config_map.as_ref().map(|c| c.name.clone()));
-        secret_names.extend(v.secret.as_ref().and_then(|s| s.secret_name.clone()));
-    }
-    let fetch_error = |kind: &str, name: &str, e: kube::Error| PodFailure {
-        reason: "CreateContainerConfigError".into(),
-        message: format!("reading {kind} {ns}/{name}: {e}"),
-    };
-    let mut sources = EnvSources::default();
-    let cms: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
-    for name in cm_names {
-        if let Some(cm) = cms
-            .get_opt(&name)
-            .await
-            .map_err(|e| fetch_error("ConfigMap", &name, e))?
-        {
-            let mut data: BTreeMap<String, Vec<u8>> = cm
-                .data
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| (k, v.into_bytes()))
-                .collect();
-            data.extend(
-                cm.binary_data
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(k, v)| (k, v.0)),
-            );
-            sources.config_maps.insert(name, data);
-        }
-    }
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-    for name in secret_names {
-        if let Some(s) = secrets
-            .get_opt(&name)
-            .await
-            .map_err(|e| fetch_error("Secret", &name, e))?
-        {
-            let mut data: BTreeMap<String, Vec<u8>> = s
-                .data
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| (k, v.0))
-                .collect();
-            data.extend(
-                s.string_data
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(k, v)| (k, v.into_bytes())),
-            );
-            sources.secrets.insert(name, data);
-        }
-    }
-    Ok(sources)
 }
 
 /// Container views for a pod that failed before any container started.

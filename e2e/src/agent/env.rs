@@ -7,6 +7,8 @@ use k8s_openapi::api::core::v1::{Container, ObjectFieldSelector, Pod, ResourceFi
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube_quantity::ParsedQuantity;
 
+use super::sources::{ObjectData, PodSources};
+
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum EnvError {
     #[error(
@@ -42,17 +44,6 @@ pub enum EnvError {
     EmptySource { var: String },
 }
 
-/// Data of the ConfigMaps and Secrets the pod's environment refers to, fetched beforehand;
-/// a missing object is absent from the map.
-#[derive(Debug, Default, Clone)]
-pub struct EnvSources {
-    pub config_maps: BTreeMap<String, ObjectData>,
-    pub secrets: BTreeMap<String, ObjectData>,
-}
-
-/// The data of one ConfigMap (`data` and `binaryData`) or Secret, by key.
-pub type ObjectData = BTreeMap<String, Vec<u8>>;
-
 /// Where the pod runs: values kubelet takes from the node.
 #[derive(Debug, Clone)]
 pub struct NodeFacts {
@@ -68,7 +59,7 @@ pub fn container_env(
     container: &Container,
     image_env: &BTreeMap<String, String>,
     service_env: &BTreeMap<String, String>,
-    sources: &EnvSources,
+    sources: &PodSources,
     node: &NodeFacts,
 ) -> Result<Vec<(String, String)>, EnvError> {
     let mut env = Env::default();
@@ -237,7 +228,7 @@ fn keyed_value(
         })
 }
 
-fn field_value(
+pub(super) fn field_value(
     pod: &Pod,
     field: &ObjectFieldSelector,
     node: &NodeFacts,
@@ -422,8 +413,8 @@ mod tests {
         }
     }
 
-    fn sources() -> EnvSources {
-        EnvSources {
+    fn sources() -> PodSources {
+        PodSources {
             config_maps: [(
                 "cm".to_string(),
                 [("level".to_string(), b"debug".to_vec())].into(),
@@ -434,6 +425,7 @@ mod tests {
                 [("token".to_string(), b"t0k".to_vec())].into(),
             )]
             .into(),
+            ..Default::default()
         }
     }
 
@@ -472,7 +464,7 @@ mod tests {
     fn missing_references_and_unsupported_fields_are_named() {
         let mut pod = pod();
         let c = pod.spec.as_mut().unwrap().containers[0].clone();
-        let no_secret = EnvSources {
+        let no_secret = PodSources {
             secrets: BTreeMap::new(),
             ..sources()
         };

@@ -13,6 +13,7 @@ pub mod node;
 mod pids;
 mod pod;
 pub mod process;
+pub mod sources;
 pub mod status;
 pub mod volumes;
 

@@ -1,14 +1,18 @@
 //! Runs one container as a local process in its own mount namespace, so that it sees its
 //! volumes and termination-message file at the paths a real container would.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
+use std::os::fd::IntoRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, open};
 use nix::mount::{MsFlags, mount};
 use nix::sched::{CloneFlags, unshare};
 use nix::sys::signal::{Signal, killpg};
+use nix::sys::stat::Mode;
 use nix::unistd::{Gid, Pid, Uid, chdir, setgid, setgroups, setuid};
 
 use super::volumes::Mount;
@@ -19,6 +23,12 @@ pub enum ProcessError {
     Nul { what: &'static str, path: String },
     #[error("preparing mount point {path}: {source}")]
     MountPoint {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("opening mount source {path}: {source}")]
+    MountSource {
         path: PathBuf,
         #[source]
         source: std::io::Error,
@@ -57,9 +67,13 @@ pub struct ProcessSpec {
 /// Byte strings prepared before fork: the child may only make async-signal-safe calls.
 struct ChildSetup {
     mounts: Vec<(CString, CString, bool)>,
+    /// Room for each source's `/proc/self/fd/N` link, filled in the child.
+    fd_links: Vec<[u8; FD_LINK_LEN]>,
     user: Option<(u32, u32)>,
     working_dir: CString,
 }
+
+const FD_LINK_LEN: usize = 32;
 
 pub fn spawn(spec: &ProcessSpec) -> Result<tokio::process::Child, ProcessError> {
     let program = spec.argv.first().cloned().unwrap_or_default();
@@ -73,6 +87,14 @@ pub fn spawn(spec: &ProcessSpec) -> Result<tokio::process::Child, ProcessError> 
     if !cwd_host.exists() {
         create_mount_point(&cwd_host, true)?;
     }
+    for m in &spec.mounts {
+        if !m.source.exists() {
+            return Err(ProcessError::MountSource {
+                path: m.source.clone(),
+                source: std::io::ErrorKind::NotFound.into(),
+            });
+        }
+    }
     let setup = ChildSetup {
         mounts: spec
             .mounts
@@ -85,6 +107,7 @@ pub fn spawn(spec: &ProcessSpec) -> Result<tokio::process::Child, ProcessError> 
                 ))
             })
             .collect::<Result<_, ProcessError>>()?,
+        fd_links: vec![[0; FD_LINK_LEN]; spec.mounts.len()],
         user: spec.user,
         working_dir: cstring(&spec.working_dir, "working directory")?,
     };
@@ -112,7 +135,9 @@ pub fn spawn(spec: &ProcessSpec) -> Result<tokio::process::Child, ProcessError> 
         .process_group(0)
         .kill_on_drop(false);
     // SAFETY: the closure runs in the forked child and only calls async-signal-safe
-    // syscalls (unshare, mount, setgroups, setgid, setuid, chdir) on data prepared above.
+    // syscalls (unshare, open, mount, setgroups, setgid, setuid, chdir) on data prepared
+    // above, writing only into buffers allocated before the fork.
+    let mut setup = setup;
     unsafe {
         cmd.pre_exec(move || setup.enter().map_err(std::io::Error::from));
     }
@@ -121,7 +146,7 @@ pub fn spawn(spec: &ProcessSpec) -> Result<tokio::process::Child, ProcessError> 
 }
 
 impl ChildSetup {
-    fn enter(&self) -> nix::Result<()> {
+    fn enter(&mut self) -> nix::Result<()> {
         unshare(CloneFlags::CLONE_NEWNS)?;
         // Keep our mounts from propagating back into the host's namespace.
         mount(
@@ -131,9 +156,22 @@ impl ChildSetup {
             MsFlags::MS_REC | MsFlags::MS_PRIVATE,
             None::<&str>,
         )?;
-        for (source, target, read_only) in &self.mounts {
+        // Every source is opened before anything is mounted, and mounted through its
+        // /proc/self/fd link: a volume mounted over a directory (say /tmp) must not hide the
+        // sources of the mounts after it. Opened here, in the new namespace, because a bind
+        // mount's source must belong to the caller's namespace. Closed at exec.
+        for ((source, _, _), link) in self.mounts.iter().zip(self.fd_links.iter_mut()) {
+            let fd = open(
+                source.as_c_str(),
+                OFlag::O_PATH | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )?;
+            write_fd_link(link, fd.into_raw_fd());
+        }
+        for ((_, target, read_only), link) in self.mounts.iter().zip(&self.fd_links) {
+            let source = CStr::from_bytes_until_nul(link).map_err(|_| Errno::EINVAL)?;
             mount(
-                Some(source.as_c_str()),
+                Some(source),
                 target.as_c_str(),
                 None::<&str>,
                 MsFlags::MS_BIND | MsFlags::MS_REC,
@@ -156,6 +194,28 @@ impl ChildSetup {
         }
         chdir(self.working_dir.as_c_str())
     }
+}
+
+/// Writes `/proc/self/fd/<fd>` and a NUL into `buf` without allocating (we are between fork
+/// and exec).
+fn write_fd_link(buf: &mut [u8; FD_LINK_LEN], fd: i32) {
+    const PREFIX: &[u8] = b"/proc/self/fd/";
+    buf[..PREFIX.len()].copy_from_slice(PREFIX);
+    let mut digits = [0u8; 10];
+    let mut n = fd.unsigned_abs();
+    let mut len = 0;
+    loop {
+        digits[len] = b'0' + (n % 10) as u8;
+        len += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for (i, d) in digits[..len].iter().rev().enumerate() {
+        buf[PREFIX.len() + i] = *d;
+    }
+    buf[PREFIX.len() + len] = 0;
 }
 
 fn cstring(path: &Path, what: &'static str) -> Result<CString, ProcessError> {
@@ -306,6 +366,21 @@ mod tests {
         assert_eq!(
             host_location(Path::new("/scratchy"), &[]),
             Path::new("/scratchy")
+        );
+    }
+
+    #[test]
+    fn fd_links_are_written_without_allocating() {
+        let mut buf = [0xff; FD_LINK_LEN];
+        write_fd_link(&mut buf, 1234);
+        assert_eq!(
+            CStr::from_bytes_until_nul(&buf).unwrap().to_str().unwrap(),
+            "/proc/self/fd/1234"
+        );
+        write_fd_link(&mut buf, 0);
+        assert_eq!(
+            CStr::from_bytes_until_nul(&buf).unwrap().to_str().unwrap(),
+            "/proc/self/fd/0"
         );
     }
 

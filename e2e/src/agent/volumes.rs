@@ -1,13 +1,13 @@
 //! Pod volumes as local directories: each simulated node has its own disk under the agent's
 //! root directory, so two nodes on one machine never share a hostPath.
 
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
-use k8s_openapi::api::core::v1::{Container, KeyToPath, Pod, Volume};
+use k8s_openapi::api::core::v1::{Container, DownwardAPIVolumeFile, KeyToPath, Pod, Volume};
 
-use super::env::{EnvSources, ObjectData};
+use super::env::{NodeFacts, field_value};
+use super::sources::{ObjectData, PodSources};
 
 #[derive(Debug, thiserror::Error)]
 pub enum VolumeError {
@@ -39,6 +39,8 @@ pub enum VolumeError {
         name: String,
         key: String,
     },
+    #[error("volume {volume}: {message}")]
+    Item { volume: String, message: String },
     #[error("volume {volume}: preparing {path}: {source}")]
     Io {
         volume: String,
@@ -84,19 +86,21 @@ pub struct Mount {
 }
 
 /// Prepares the pod's volumes on the node's disk and returns, per volume name, its local
-/// directory (`None` for volumes deliberately not mounted: the service account token).
+/// directory.
 pub fn prepare_volumes(
     pod: &Pod,
     disk: &NodeDisk,
-    sources: &EnvSources,
-) -> Result<Vec<(String, Option<PathBuf>)>, VolumeError> {
+    sources: &PodSources,
+    facts: &NodeFacts,
+) -> Result<Vec<(String, PathBuf)>, VolumeError> {
     let uid = pod.metadata.uid.as_deref().unwrap_or_default();
     let volumes = pod.spec.iter().flat_map(|s| s.volumes.iter().flatten());
     volumes
         .map(|v| {
+            let own_dir = disk.pod_dir(uid).join("volumes").join(&v.name);
             Ok((
                 v.name.clone(),
-                prepare_volume(v, disk, &disk.pod_dir(uid), sources)?,
+                prepare_volume(v, pod, disk, &own_dir, sources, facts)?,
             ))
         })
         .collect()
@@ -104,10 +108,12 @@ pub fn prepare_volumes(
 
 fn prepare_volume(
     v: &Volume,
+    pod: &Pod,
     disk: &NodeDisk,
-    pod_dir: &Path,
-    sources: &EnvSources,
-) -> Result<Option<PathBuf>, VolumeError> {
+    own_dir: &Path,
+    sources: &PodSources,
+    facts: &NodeFacts,
+) -> Result<PathBuf, VolumeError> {
     let io = |path: &Path| {
         let volume = v.name.clone();
         let path = path.to_owned();
@@ -117,7 +123,7 @@ fn prepare_volume(
             source,
         }
     };
-    let own_dir = pod_dir.join("volumes").join(&v.name);
+    let own_dir = own_dir.to_owned();
     if let Some(hp) = &v.host_path {
         let path = Path::new(&hp.path);
         if !path.is_absolute() || path.components().any(|c| c == Component::ParentDir) {
@@ -149,19 +155,19 @@ fn prepare_volume(
             }
             _ => {}
         }
-        return Ok(Some(local));
+        return Ok(local);
     }
     if v.empty_dir.is_some() {
         std::fs::create_dir_all(&own_dir).map_err(io(&own_dir))?;
         // World-writable like kubelet's, so any runAsUser can use it.
         std::fs::set_permissions(&own_dir, std::fs::Permissions::from_mode(0o777))
             .map_err(io(&own_dir))?;
-        return Ok(Some(own_dir));
+        return Ok(own_dir);
     }
     if let Some(cm) = &v.config_map {
         let data = sources.config_maps.get(&cm.name);
         write_object_files(
-            v,
+            &v.name,
             "ConfigMap",
             &cm.name,
             data,
@@ -170,13 +176,13 @@ fn prepare_volume(
             cm.default_mode,
             &own_dir,
         )?;
-        return Ok(Some(own_dir));
+        return Ok(own_dir);
     }
     if let Some(secret) = &v.secret {
         let name = secret.secret_name.clone().unwrap_or_default();
         let data = sources.secrets.get(&name);
         write_object_files(
-            v,
+            &v.name,
             "Secret",
             &name,
             data,
@@ -185,18 +191,83 @@ fn prepare_volume(
             secret.default_mode,
             &own_dir,
         )?;
-        return Ok(Some(own_dir));
+        return Ok(own_dir);
     }
-    if is_service_account_token(v) {
-        // No token is mounted: test pods and sealer pods need no API credentials.
-        return Ok(None);
+    if let Some(projected) = &v.projected {
+        std::fs::create_dir_all(&own_dir).map_err(io(&own_dir))?;
+        let mode = projected.default_mode;
+        for source in projected.sources.iter().flatten() {
+            if let Some(t) = &source.service_account_token {
+                let token = sources
+                    .tokens
+                    .get(&(v.name.clone(), t.path.clone()))
+                    .ok_or_else(|| VolumeError::Item {
+                        volume: v.name.clone(),
+                        message: format!("no token was issued for {}", t.path),
+                    })?;
+                write_file(
+                    &v.name,
+                    &own_dir,
+                    &t.path,
+                    token.as_bytes(),
+                    mode.unwrap_or(0o644),
+                )?;
+            } else if let Some(cm) = &source.config_map {
+                let data = sources.config_maps.get(&cm.name);
+                write_object_files(
+                    &v.name,
+                    "ConfigMap",
+                    &cm.name,
+                    data,
+                    cm.items.as_deref(),
+                    cm.optional,
+                    mode,
+                    &own_dir,
+                )?;
+            } else if let Some(secret) = &source.secret {
+                let data = sources.secrets.get(&secret.name);
+                write_object_files(
+                    &v.name,
+                    "Secret",
+                    &secret.name,
+                    data,
+                    secret.items.as_deref(),
+                    secret.optional,
+                    mode,
+                    &own_dir,
+                )?;
+            } else if let Some(d) = &source.downward_api {
+                write_downward_api(
+                    &v.name,
+                    pod,
+                    facts,
+                    d.items.as_deref().unwrap_or_default(),
+                    mode,
+                    &own_dir,
+                )?;
+            } else {
+                return Err(VolumeError::Unsupported {
+                    volume: v.name.clone(),
+                    kind: "projected clusterTrustBundle/podCertificate",
+                });
+            }
+        }
+        return Ok(own_dir);
     }
-    let kind = if v.projected.is_some() {
-        "projected"
-    } else if v.persistent_volume_claim.is_some() {
+    if let Some(d) = &v.downward_api {
+        std::fs::create_dir_all(&own_dir).map_err(io(&own_dir))?;
+        write_downward_api(
+            &v.name,
+            pod,
+            facts,
+            d.items.as_deref().unwrap_or_default(),
+            d.default_mode,
+            &own_dir,
+        )?;
+        return Ok(own_dir);
+    }
+    let kind = if v.persistent_volume_claim.is_some() {
         "persistentVolumeClaim"
-    } else if v.downward_api.is_some() {
-        "downwardAPI"
     } else if v.nfs.is_some() {
         "nfs"
     } else if v.csi.is_some() {
@@ -218,19 +289,75 @@ fn is_kind(path: &Path, check: impl Fn(std::fs::FileType) -> bool) -> bool {
         .unwrap_or(false)
 }
 
-/// The `kube-api-access-*` volume the ServiceAccount admission plugin injects.
-fn is_service_account_token(v: &Volume) -> bool {
-    v.projected.as_ref().is_some_and(|p| {
-        p.sources
-            .iter()
-            .flatten()
-            .any(|s| s.service_account_token.is_some())
-    })
+/// Writes `rel` under `dir` (creating its parents) with `mode`.
+fn write_file(
+    volume: &str,
+    dir: &Path,
+    rel: &str,
+    bytes: &[u8],
+    mode: i32,
+) -> Result<(), VolumeError> {
+    let rel_path = Path::new(rel);
+    if rel_path.is_absolute() || rel_path.components().any(|c| c == Component::ParentDir) {
+        return Err(VolumeError::BadPath {
+            volume: volume.to_owned(),
+            path: rel.to_owned(),
+        });
+    }
+    let path = dir.join(rel_path);
+    let io = |path: &Path| {
+        let volume = volume.to_owned();
+        let path = path.to_owned();
+        move |source| VolumeError::Io {
+            volume,
+            path,
+            source,
+        }
+    };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(io(parent))?;
+    }
+    std::fs::write(&path, bytes).map_err(io(&path))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode as u32)).map_err(io(&path))
+}
+
+/// downwardAPI items: a pod field per file; `metadata.labels`/`annotations` as `key="value"` lines.
+fn write_downward_api(
+    volume: &str,
+    pod: &Pod,
+    facts: &NodeFacts,
+    items: &[DownwardAPIVolumeFile],
+    default_mode: Option<i32>,
+    dir: &Path,
+) -> Result<(), VolumeError> {
+    for item in items {
+        let Some(field) = &item.field_ref else {
+            return Err(VolumeError::Item {
+                volume: volume.to_owned(),
+                message: format!("{}: only fieldRef items are supported", item.path),
+            });
+        };
+        let map = match field.field_path.as_str() {
+            "metadata.labels" => Some(pod.metadata.labels.clone().unwrap_or_default()),
+            "metadata.annotations" => Some(pod.metadata.annotations.clone().unwrap_or_default()),
+            _ => None,
+        };
+        let value = match map {
+            Some(map) => map.iter().map(|(k, v)| format!("{k}={v:?}\n")).collect(),
+            None => field_value(pod, field, facts, &item.path).map_err(|e| VolumeError::Item {
+                volume: volume.to_owned(),
+                message: e.to_string(),
+            })?,
+        };
+        let mode = item.mode.or(default_mode).unwrap_or(0o644);
+        write_file(volume, dir, &item.path, value.as_bytes(), mode)?;
+    }
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
 fn write_object_files(
-    v: &Volume,
+    volume: &str,
     kind: &'static str,
     name: &str,
     data: Option<&ObjectData>,
@@ -239,22 +366,17 @@ fn write_object_files(
     default_mode: Option<i32>,
     dir: &Path,
 ) -> Result<(), VolumeError> {
-    let io = |path: &Path| {
-        let volume = v.name.clone();
-        let path = path.to_owned();
-        move |source| VolumeError::Io {
-            volume,
-            path,
-            source,
-        }
-    };
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    std::fs::create_dir_all(dir).map_err(|source| VolumeError::Io {
+        volume: volume.to_owned(),
+        path: dir.to_owned(),
+        source,
+    })?;
     let Some(data) = data else {
         if optional == Some(true) {
             return Ok(());
         }
         return Err(VolumeError::MissingObject {
-            volume: v.name.clone(),
+            volume: volume.to_owned(),
             kind,
             name: name.to_owned(),
         });
@@ -270,28 +392,19 @@ fn write_object_files(
             .collect(),
     };
     for (key, rel, mode) in files {
-        let rel_path = Path::new(rel);
-        if rel_path.is_absolute() || rel_path.components().any(|c| c == Component::ParentDir) {
-            return Err(VolumeError::BadPath {
-                volume: v.name.clone(),
-                path: rel.to_owned(),
-            });
-        }
         let bytes = data.get(key).ok_or_else(|| VolumeError::MissingKey {
-            volume: v.name.clone(),
+            volume: volume.to_owned(),
             kind,
             name: name.to_owned(),
             key: key.to_owned(),
         })?;
-        let path = dir.join(rel_path);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(io(parent))?;
-        }
-        let mut f = std::fs::File::create(&path).map_err(io(&path))?;
-        f.write_all(bytes).map_err(io(&path))?;
-        let mode = mode.or(default_mode).unwrap_or(0o644) as u32;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
-            .map_err(io(&path))?;
+        write_file(
+            volume,
+            dir,
+            rel,
+            bytes,
+            mode.or(default_mode).unwrap_or(0o644),
+        )?;
     }
     Ok(())
 }
@@ -299,7 +412,7 @@ fn write_object_files(
 /// The bind mounts of `container`, ordered so that a mount nested in another comes after it.
 pub fn container_mounts(
     container: &Container,
-    volumes: &[(String, Option<PathBuf>)],
+    volumes: &[(String, PathBuf)],
 ) -> Result<Vec<Mount>, VolumeError> {
     let mut mounts = Vec::new();
     for vm in container.volume_mounts.iter().flatten() {
@@ -309,7 +422,6 @@ pub fn container_mounts(
                 volume: vm.name.clone(),
             }
         })?;
-        let Some(local) = local else { continue };
         let target = Path::new(&vm.mount_path);
         if !target.is_absolute() || target.components().any(|c| c == Component::ParentDir) {
             return Err(VolumeError::BadPath {
@@ -375,9 +487,17 @@ mod tests {
         assert_ne!(d.local(Path::new("/data")), other.local(Path::new("/data")));
     }
 
+    fn facts() -> NodeFacts {
+        NodeFacts {
+            host_ip: "127.0.0.1".into(),
+            pod_ip: "127.0.0.1".into(),
+            allocatable: Default::default(),
+        }
+    }
+
     fn pod(volumes: serde_json::Value, mounts: serde_json::Value) -> Pod {
         serde_json::from_value(json!({
-            "metadata": {"name": "p", "uid": "uid-1"},
+            "metadata": {"name": "p", "namespace": "ns", "uid": "uid-1", "labels": {"app": "sealer"}},
             "spec": {"volumes": volumes, "containers": [{"name": "c", "image": "i", "volumeMounts": mounts}]}
         }))
         .unwrap()
@@ -392,28 +512,42 @@ mod tests {
                 {"name": "scratch", "hostPath": {"path": "/var/lib/sealing/scratch", "type": "DirectoryOrCreate"}},
                 {"name": "tmp", "emptyDir": {}},
                 {"name": "cfg", "configMap": {"name": "cm", "items": [{"key": "a", "path": "sub/a.txt"}]}},
-                {"name": "kube-api-access-x", "projected": {"sources": [{"serviceAccountToken": {"path": "token"}}]}}
+                {"name": "kube-api-access-x", "projected": {"sources": [
+                    {"serviceAccountToken": {"path": "token"}},
+                    {"configMap": {"name": "cm", "items": [{"key": "a", "path": "ca.crt"}]}},
+                    {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}}]}}
+                ]}},
+                {"name": "info", "downwardAPI": {"items": [
+                    {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}},
+                    {"path": "name", "fieldRef": {"fieldPath": "metadata.name"}}
+                ]}}
             ]),
             json!([
                 {"name": "tmp", "mountPath": "/scratch/tmp"},
                 {"name": "scratch", "mountPath": "/scratch", "readOnly": true},
                 {"name": "cfg", "mountPath": "/etc/cfg"},
-                {"name": "kube-api-access-x", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}
+                {"name": "kube-api-access-x", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"},
+                {"name": "info", "mountPath": "/etc/podinfo"}
             ]),
         );
-        let sources = EnvSources {
+        let sources = PodSources {
             config_maps: [(
                 "cm".to_string(),
                 [("a".to_string(), b"hello".to_vec())].into(),
             )]
             .into(),
+            tokens: [(
+                ("kube-api-access-x".to_string(), "token".to_string()),
+                "jwt".to_string(),
+            )]
+            .into(),
             ..Default::default()
         };
-        let volumes = prepare_volumes(&p, &d, &sources).unwrap();
+        let volumes = prepare_volumes(&p, &d, &sources, &facts()).unwrap();
         let mounts = container_mounts(&p.spec.as_ref().unwrap().containers[0], &volumes).unwrap();
         let scratch = tmp.path().join("gpu-1/var/lib/sealing/scratch");
         assert!(scratch.is_dir());
-        assert_eq!(mounts.len(), 3, "the service account token is not mounted");
+        assert_eq!(mounts.len(), 5);
         assert_eq!(mounts[0].target, Path::new("/scratch"));
         assert!(mounts[0].read_only);
         assert_eq!(mounts[0].source, scratch);
@@ -435,6 +569,19 @@ mod tests {
             std::fs::read(cfg.source.join("sub/a.txt")).unwrap(),
             b"hello"
         );
+        let file = |target: &str, name: &str| {
+            let m = mounts
+                .iter()
+                .find(|m| m.target == Path::new(target))
+                .unwrap();
+            std::fs::read_to_string(m.source.join(name)).unwrap()
+        };
+        let sa = "/var/run/secrets/kubernetes.io/serviceaccount";
+        assert_eq!(file(sa, "token"), "jwt");
+        assert_eq!(file(sa, "ca.crt"), "hello");
+        assert_eq!(file(sa, "namespace"), "ns");
+        assert_eq!(file("/etc/podinfo", "labels"), "app=\"sealer\"\n");
+        assert_eq!(file("/etc/podinfo", "name"), "p");
     }
 
     #[test]
@@ -445,7 +592,7 @@ mod tests {
             json!([{"name": "data", "hostPath": {"path": "/nope", "type": "Directory"}}]),
             json!([]),
         );
-        let err = prepare_volumes(&missing_dir, &d, &EnvSources::default())
+        let err = prepare_volumes(&missing_dir, &d, &PodSources::default(), &facts())
             .unwrap_err()
             .to_string();
         assert!(err.contains("data") && err.contains("/nope"), "{err}");
@@ -454,7 +601,7 @@ mod tests {
             json!([{"name": "v", "persistentVolumeClaim": {"claimName": "c"}}]),
             json!([]),
         );
-        let err = prepare_volumes(&pvc, &d, &EnvSources::default())
+        let err = prepare_volumes(&pvc, &d, &PodSources::default(), &facts())
             .unwrap_err()
             .to_string();
         assert!(err.contains("persistentVolumeClaim"), "{err}");
@@ -463,7 +610,7 @@ mod tests {
             json!([{"name": "cfg", "configMap": {"name": "absent"}}]),
             json!([]),
         );
-        let err = prepare_volumes(&no_cm, &d, &EnvSources::default())
+        let err = prepare_volumes(&no_cm, &d, &PodSources::default(), &facts())
             .unwrap_err()
             .to_string();
         assert!(err.contains("absent"), "{err}");

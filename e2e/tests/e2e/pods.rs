@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, bail, ensure};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::DeleteParams;
 use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
@@ -30,7 +31,11 @@ pub fn tests() -> Vec<E2eTest> {
         missing_command_fails_the_pod_with_a_start_error,
     ];
     // A real kubelet keeps retrying the pull (ImagePullBackOff); the agent fails the pod.
-    tests.extend(e2e_tests![local_only: unknown_image_fails_the_pod_naming_the_image]);
+    tests.extend(e2e_tests![
+        local_only: unknown_image_fails_the_pod_naming_the_image,
+        // Uses the host's curl, which the kind shell image (busybox) lacks.
+        service_account_token_lets_the_pod_use_the_api_under_rbac,
+    ]);
     tests
 }
 
@@ -544,6 +549,53 @@ async fn missing_command_fails_the_pod_with_a_start_error(
     ensure!(
         message.contains("/no/such/sealer-step"),
         "message {message:?} must name the program"
+    );
+    Ok(())
+}
+
+async fn service_account_token_lets_the_pod_use_the_api_under_rbac(
+    cluster: Arc<Cluster>,
+) -> anyhow::Result<()> {
+    let ns = cluster.namespace("token").await?;
+    let bindings: Api<RoleBinding> = Api::namespaced(cluster.client.clone(), &ns);
+    let binding: RoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": "default-view"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+        "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": ns}],
+    }))?;
+    bindings.create(&Default::default(), &binding).await?;
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), &ns);
+    // What an in-cluster client does: the mounted token and CA, and the service address.
+    let script = r#"sa=/var/run/secrets/kubernetes.io/serviceaccount
+api="https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT/api/v1/namespaces/$(cat $sa/namespace)"
+curl -sS --cacert $sa/ca.crt -H "Authorization: Bearer $(cat $sa/token)" "$api/pods" > /tmp/pods.json
+curl -sS --cacert $sa/ca.crt -H "Authorization: Bearer $(cat $sa/token)" -X DELETE "$api/pods/in-cluster" > /tmp/delete.json
+grep -q '"kind": "PodList"' /tmp/pods.json && grep -q '"name": "in-cluster"' /tmp/pods.json && echo listed || cat /tmp/pods.json
+grep -q 'cannot delete' /tmp/delete.json && grep -o 'system:serviceaccount:[a-z0-9-]*:default' /tmp/delete.json | head -1"#;
+    create_pod(
+        &pods,
+        json!({
+            "metadata": {"name": "in-cluster"},
+            "spec": {
+                "restartPolicy": "Never",
+                "containers": [{
+                    "name": "c",
+                    "image": SHELL_IMAGE,
+                    "command": ["/bin/sh", "-c", format!("({script}) > /dev/termination-log 2>&1")],
+                    "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                }],
+                "volumes": [{"name": "tmp", "emptyDir": {}}],
+            }
+        }),
+    )
+    .await?;
+    let pod = finished(&pods, "in-cluster", FINISH).await?;
+    let message = terminated(&pod)?.message.unwrap_or_default();
+    // Reading is allowed by the binding; deleting is not, and the refusal names the account.
+    let expected = format!("listed\nsystem:serviceaccount:{ns}:default");
+    ensure!(
+        message.trim() == expected,
+        "the pod saw {message:?}, want {expected:?}"
     );
     Ok(())
 }
