@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use cid::Cid;
 use filecoin_proofs_api::{
-    Commitment, ProverId, RegisteredPoStProof, RegisteredSealProof, RegisteredUpdateProof,
+    ApiFeature, Commitment, ProverId, RegisteredPoStProof, RegisteredSealProof, RegisteredUpdateProof,
     SectorId,
 };
 use fvm_shared::address::{Address, Network, Payload};
@@ -235,6 +235,12 @@ impl SectorIdentity {
             Some(s) => parse_seal_proof(s)?,
             None => size.default_seal_proof(),
         };
+        if seal_proof.feature_enabled(ApiFeature::NonInteractivePoRep) {
+            return Err(StepError::invalid(
+                "seal proof",
+                format!("{seal_proof:?}: non-interactive PoRep (aggregated C1/C2 over 13 or 126 partitions) is not supported; use the V1_1 or V1_1_Feat_SyntheticPoRep proof"),
+            ));
+        }
         let proof_size = u64::from(seal_proof.sector_size());
         if proof_size != size.0 {
             return Err(StepError::invalid(

@@ -109,3 +109,26 @@ fn c1_with_a_different_ticket_than_pc1_is_refused() {
     assert_eq!(level, "permanent");
     assert!(message.contains("differs from the ticket PC1 used"), "{message}");
 }
+
+#[test]
+fn synthetic_porep_sector_seals_through_c1_and_non_interactive_porep_is_refused() {
+    let tmp = tempdir();
+    let work = tmp.path();
+    let dir = mkdir(work, "synthetic");
+    let proof = ["--seal-proof", "StackedDrg2KiBV1_1_Feat_SyntheticPoRep"];
+    run_ok(work, &step(work, "add-piece", &dir, &proof));
+    run_ok(work, &step(work, "pc1", &dir, &[proof[0], proof[1], "--ticket", &hex32(1)]));
+    run_ok(work, &step(work, "pc2", &dir, &proof));
+    let synth = fs::read_dir(dir.join("cache"))
+        .unwrap()
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().starts_with("syn-porep-vanilla-proofs"));
+    assert!(synth, "PC2 of a synthetic PoRep sector must leave its synthetic proofs");
+    run_ok(work, &step(work, "c1", &dir, &[proof[0], proof[1], "--ticket", &hex32(1), "--seed", &hex32(2)]));
+
+    let args = step(work, "pc1", &dir, &["--seal-proof", "15", "--ticket", &hex32(1)]);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (level, message) = run(work, &refs, &[]).failed();
+    assert_eq!(level, "permanent");
+    assert!(message.contains("non-interactive PoRep"), "{message}");
+}

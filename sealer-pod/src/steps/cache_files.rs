@@ -10,9 +10,14 @@ use crate::error::{StepError, StepResult};
 
 pub const TREE_D: &str = "sc-02-data-tree-d.dat";
 
-/// Files written by PC2: tree-c, tree-r-last (possibly split into sub-trees) and the aux files.
+/// Files written by PC2: tree-c, tree-r-last (possibly split into sub-trees), the aux files and
+/// synthetic PoRep proofs.
 pub fn is_pc2_output(name: &str) -> bool {
-    name.contains("tree-c") || name.contains("tree-r-last") || name == "p_aux" || name == "t_aux"
+    name.contains("tree-c")
+        || name.contains("tree-r-last")
+        || name == "p_aux"
+        || name == "t_aux"
+        || name.starts_with("syn-porep-vanilla-proofs")
 }
 
 /// Files written by PC1: the SDR layers.

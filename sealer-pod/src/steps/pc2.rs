@@ -4,7 +4,8 @@
 //! encoded data that a re-run would encode again. PC2 therefore always starts from a fresh
 //! copy of the sector data under a temporary name and renames the finished replica to `sealed`.
 
-use filecoin_proofs_api::seal::{SealPreCommitPhase2Output, seal_pre_commit_phase2};
+use filecoin_proofs_api::ApiFeature;
+use filecoin_proofs_api::seal::{SealPreCommitPhase2Output, generate_synth_proofs, seal_pre_commit_phase2};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -15,7 +16,7 @@ use crate::error::{StepError, StepResult};
 use crate::fault;
 use crate::fsutil;
 use crate::layout::{self, SectorDir};
-use crate::sector::{SectorIdentity, comm_d_cid, comm_r_cid, parse_comm_d, parse_comm_r};
+use crate::sector::{SectorIdentity, comm_d_cid, comm_r_cid, parse_comm_d, parse_comm_r, parse_hex32};
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Pc2Record {
@@ -65,6 +66,18 @@ pub fn run(id: &SectorIdentity, dir: &SectorDir) -> StepResult<Value> {
     }
 
     let out = seal_pre_commit_phase2(pc1, &cache, &replica).map_err(|e| StepError::proofs("PC2", e))?;
+    if id.seal_proof.feature_enabled(ApiFeature::SyntheticPoRep) {
+        // Synthetic PoRep proves against challenges drawn from the ticket now, so C1 can run
+        // after the layers are gone.
+        let ticket = parse_hex32("ticket", &record.ticket).map_err(|e| StepError::CorruptInput {
+            what: "PC1 output",
+            path: dir.pc1(),
+            reason: e.to_string(),
+        })?;
+        let infos = pieces.infos(&dir.pieces(), id.size.0)?;
+        generate_synth_proofs(&cache, &replica, id.prover_id, id.sector_id, ticket, out.clone(), &infos)
+            .map_err(|e| StepError::proofs("generating synthetic PoRep proofs", e))?;
+    }
     fault::point("pc2", "after-encode");
     fsutil::rename(&replica, &dir.sealed())?;
     fault::point("pc2", "after-rename");
