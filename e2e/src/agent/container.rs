@@ -87,9 +87,8 @@ pub(super) async fn prepare(ctx: &NodeContext, pod: &Pod) -> Result<Vec<Containe
             reason: "CreateContainerConfigError".into(),
             message,
         };
-        let env = container_env(pod, c, &image.env, &ctx.service_env, &sources, &ctx.facts)
+        let mut env = container_env(pod, c, &image.env, &ctx.service_env, &sources, &ctx.facts)
             .map_err(|e| config_error(format!("container {}: {e}", c.name)))?;
-        let mut env = env;
         if !env.iter().any(|(k, _)| k == "PATH") {
             env.insert(0, ("PATH".into(), DEFAULT_PATH.into()));
         }
@@ -132,13 +131,14 @@ pub(super) async fn prepare(ctx: &NodeContext, pod: &Pod) -> Result<Vec<Containe
             read_only: false,
         });
         let security = c.security_context.as_ref();
-        let uid = security
+        let run_as_user = security
             .and_then(|s| s.run_as_user)
             .or(pod_user.and_then(|s| s.run_as_user));
-        let gid = security
+        let run_as_group = security
             .and_then(|s| s.run_as_group)
             .or(pod_user.and_then(|s| s.run_as_group));
-        let user = match (uid, gid) {
+        // As with an image that names no user: unset ids are root's.
+        let user = match (run_as_user, run_as_group) {
             (None, None) => None,
             (u, g) => Some((u.unwrap_or(0) as u32, g.unwrap_or(0) as u32)),
         };
@@ -147,6 +147,7 @@ pub(super) async fn prepare(ctx: &NodeContext, pod: &Pod) -> Result<Vec<Containe
             process: ProcessSpec {
                 argv,
                 env,
+                // An image's WORKDIR defaults to /.
                 working_dir: c
                     .working_dir
                     .clone()
