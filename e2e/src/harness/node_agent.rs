@@ -1,5 +1,6 @@
 //! The node agent as a child process of the test harness.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -74,6 +75,17 @@ impl NodeAgentProcess {
         config: &Value,
         dir: &Path,
     ) -> Result<Self, HarnessError> {
+        Self::start_as(binaries, kubeconfig, config, dir, None)
+    }
+
+    /// Like [`start`](Self::start), running the agent as user (and group) `run_as` when given.
+    pub fn start_as(
+        binaries: &Binaries,
+        kubeconfig: &Path,
+        config: &Value,
+        dir: &Path,
+        run_as: Option<u32>,
+    ) -> Result<Self, HarnessError> {
         let binary = binaries.path("node-agent")?;
         std::fs::create_dir_all(dir).map_err(|e| HarnessError::io(dir, e))?;
         let config_path = dir.join("node-agent.yaml");
@@ -89,7 +101,11 @@ impl NodeAgentProcess {
         let log_err = log_file
             .try_clone()
             .map_err(|e| HarnessError::io(&log, e))?;
-        let child = Command::new(&binary)
+        let mut cmd = Command::new(&binary);
+        if let Some(id) = run_as {
+            cmd.uid(id).gid(id);
+        }
+        let child = cmd
             .arg("--config")
             .arg(&config_path)
             .arg("--kubeconfig")

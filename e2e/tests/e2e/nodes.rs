@@ -9,6 +9,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::DeleteParams;
 use kube::{Api, ResourceExt};
+use nix::unistd::{Gid, Uid};
 use sealing_e2e::e2e_tests;
 use sealing_e2e::harness::node_agent::{CPU_NODE, GPU_NODE, SHELL_IMAGE};
 use sealing_e2e::harness::{Cluster, E2eTest, NodeAgentProcess, wait};
@@ -22,6 +23,7 @@ pub fn tests() -> Vec<E2eTest> {
         local_only: nodes_are_ready_with_gpu_capacity_and_renewed_leases,
         slow_agent_crash_fails_running_pod_and_kills_it,
         kwok_fake_gpu_nodes_are_ready_and_take_pods,
+        agent_without_mount_namespaces_fails_pods_instead_of_running_them,
     ]
 }
 
@@ -277,5 +279,89 @@ async fn kwok_fake_gpu_nodes_are_ready_and_take_pods(cluster: Arc<Cluster>) -> a
     for name in &names {
         nodes.delete(name, &DeleteParams::default()).await?;
     }
+    Ok(())
+}
+
+/// An agent that cannot isolate containers (not root) must say so in every pod's status
+/// rather than run the pod without its volumes.
+async fn agent_without_mount_namespaces_fails_pods_instead_of_running_them(
+    cluster: Arc<Cluster>,
+) -> anyhow::Result<()> {
+    const NODE: &str = "unprivileged-1";
+    const NOBODY: u32 = 65534;
+    let dir = cluster.run_dir.join("unprivileged-agent");
+    std::fs::create_dir_all(&dir)?;
+    nix::unistd::chown(
+        &dir,
+        Some(Uid::from_raw(NOBODY)),
+        Some(Gid::from_raw(NOBODY)),
+    )?;
+    let config = json!({
+        "rootDir": dir.join("nodes"),
+        "heartbeatSeconds": 5,
+        "nodes": [{
+            "name": NODE,
+            "taints": [{"key": "sealing.filecoin.io/e2e-dedicated", "value": "unprivileged", "effect": "NoSchedule"}],
+            "capacity": {"cpu": "2", "memory": "4Gi"},
+        }],
+        "images": [{"image": "local/shell", "entrypoint": ["/bin/sh"]}],
+    });
+    let mut agent = NodeAgentProcess::start_as(
+        &cluster.binaries,
+        &cluster.kubeconfig,
+        &config,
+        &dir,
+        Some(NOBODY),
+    )?;
+    let nodes: Api<Node> = Api::all(cluster.client.clone());
+    wait::wait_for(
+        &nodes,
+        NODE,
+        Duration::from_secs(60),
+        "node to be Ready",
+        |n: Option<&Node>| n.is_some_and(wait::node_is_ready),
+    )
+    .await?;
+    let ns = cluster.namespace("unprivileged").await?;
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), &ns);
+    create_pod(
+        &pods,
+        json!({
+            "metadata": {"name": "step"},
+            "spec": {
+                "restartPolicy": "Never",
+                "nodeSelector": {"kubernetes.io/hostname": NODE},
+                "tolerations": [{"key": "sealing.filecoin.io/e2e-dedicated", "operator": "Exists", "effect": "NoSchedule"}],
+                "containers": [{"name": "c", "image": SHELL_IMAGE, "command": ["/bin/true"]}],
+            }
+        }),
+    )
+    .await?;
+    let pod = wait::wait_for(
+        &pods,
+        "step",
+        Duration::from_secs(60),
+        "pod to fail",
+        wait::pod_finished,
+    )
+    .await?;
+    let status = pod.status.clone().unwrap_or_default();
+    ensure!(
+        wait::pod_phase(&pod) == "Failed",
+        "pod ended {:?}",
+        wait::pod_phase(&pod)
+    );
+    ensure!(
+        status.reason.as_deref() == Some("CreateContainerError"),
+        "reason {:?}",
+        status.reason
+    );
+    let message = status.message.unwrap_or_default();
+    ensure!(
+        message.contains("mount namespace") && message.contains("root"),
+        "message {message:?}"
+    );
+    agent.stop();
+    nodes.delete(NODE, &DeleteParams::default()).await?;
     Ok(())
 }
