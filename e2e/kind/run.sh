@@ -43,12 +43,14 @@ nodes:
   - role: worker
     labels:
       sealing.filecoin.io/e2e: "true"
+      sealing.filecoin.io/pool: devnet
       nvidia.com/gpu.product: NVIDIA-A100-SXM4-40GB
       nvidia.com/gpu.count: "1"
       nvidia.com/gpu.memory: "40960"
   - role: worker
     labels:
       sealing.filecoin.io/e2e: "true"
+      sealing.filecoin.io/pool: devnet
 KIND
 export KUBECONFIG=$kubeconfig
 gpu_node=$name-worker

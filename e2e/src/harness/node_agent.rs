@@ -22,8 +22,9 @@ pub const SHELL_IMAGE: &str = "local/shell:e2e";
 /// Shared as is by every node (the proof parameter cache).
 pub const PARAMETER_CACHE: &str = "/var/tmp/filecoin-proof-parameters";
 
-/// The agent configuration the harness starts with: `gpu-1` and `cpu-1`, the shell image, and
-/// the project's own images (`sealer-pod`, `sealing-operator`) mapped to the built binaries.
+/// The agent configuration the harness starts with: `gpu-1` and `cpu-1` (both in the `devnet`
+/// pool of `manifests/samples/pool.yaml`), the shell image, and the project's own images
+/// (`sealer-pod`, `sealing-operator`) mapped to the built binaries.
 pub fn default_config(root: &Path, binaries: &Binaries) -> Value {
     let sealer = binaries.dir().join("sealer-pod");
     let operator = binaries.dir().join("sealing-operator");
@@ -39,13 +40,14 @@ pub fn default_config(root: &Path, binaries: &Binaries) -> Value {
                     "nvidia.com/gpu.count": "1",
                     "nvidia.com/gpu.memory": "40960",
                     "sealing.filecoin.io/e2e": "true",
+                    "sealing.filecoin.io/pool": "devnet",
                 },
                 "taints": [{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}],
                 "capacity": {"cpu": "4", "memory": "16Gi", "ephemeral-storage": "100Gi", "nvidia.com/gpu": "1"},
             },
             {
                 "name": CPU_NODE,
-                "labels": {"sealing.filecoin.io/e2e": "true"},
+                "labels": {"sealing.filecoin.io/e2e": "true", "sealing.filecoin.io/pool": "devnet"},
                 "capacity": {"cpu": "4", "memory": "16Gi", "ephemeral-storage": "100Gi"},
             },
         ],
