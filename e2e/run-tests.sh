@@ -38,5 +38,7 @@ fi
 profile=()
 [[ "${SEALING_E2E_PROFILE:-release}" == release ]] && profile=(--release)
 start=$SECONDS
+# The agent runs the real sealer-pod for the sealer-pod image.
+cargo build "${profile[@]}" -p sealer-pod --bins
 cargo test "${profile[@]}" -p sealing-e2e "$@"
 log "e2e tests finished in $((SECONDS - start))s"

@@ -74,11 +74,12 @@ impl HarnessError {
     }
 }
 
-/// The directory holding the workspace's built binaries (the test executable's profile
-/// directory, e.g. `target/release`).
+/// Where the workspace's built binaries are: the test executable's profile directory (e.g.
+/// `target/release`), then the directories in `SEALING_E2E_BIN_DIRS` (colon-separated), for
+/// binaries built elsewhere.
 #[derive(Debug, Clone)]
 pub struct Binaries {
-    dir: PathBuf,
+    dirs: Vec<PathBuf>,
 }
 
 impl Binaries {
@@ -89,18 +90,17 @@ impl Binaries {
         if dir.file_name().is_some_and(|n| n == "deps") {
             dir.pop();
         }
-        Ok(Binaries { dir })
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
+        let mut dirs = vec![dir];
+        if let Some(extra) = std::env::var_os("SEALING_E2E_BIN_DIRS") {
+            dirs.extend(std::env::split_paths(&extra));
+        }
+        Ok(Binaries { dirs })
     }
 
     /// The path of a workspace binary, checked to exist.
     pub fn path(&self, name: &str) -> Result<PathBuf, HarnessError> {
-        let path = self.dir.join(name);
-        if path.is_file() {
-            return Ok(path);
+        if let Some(found) = self.dirs.iter().map(|d| d.join(name)).find(|p| p.is_file()) {
+            return Ok(found);
         }
         let package = match name {
             "node-agent" => "sealing-e2e",
@@ -109,9 +109,14 @@ impl Binaries {
         };
         Err(HarnessError::MissingBinary {
             name: name.into(),
-            path,
+            path: self.dirs[0].join(name),
             package: package.into(),
         })
+    }
+
+    /// Where binary `name` is, or would be once built.
+    pub fn expected(&self, name: &str) -> PathBuf {
+        self.path(name).unwrap_or_else(|_| self.dirs[0].join(name))
     }
 }
 

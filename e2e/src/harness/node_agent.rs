@@ -26,8 +26,8 @@ pub const PARAMETER_CACHE: &str = "/var/tmp/filecoin-proof-parameters";
 /// pool of `manifests/samples/pool.yaml`), the shell image, and the project's own images
 /// (`sealer-pod`, `sealing-operator`) mapped to the built binaries.
 pub fn default_config(root: &Path, binaries: &Binaries) -> Value {
-    let sealer = binaries.dir().join("sealer-pod");
-    let operator = binaries.dir().join("sealing-operator");
+    let sealer = binaries.expected("sealer-pod");
+    let operator = binaries.expected("sealing-operator");
     json!({
         "rootDir": root,
         "passThroughPaths": [PARAMETER_CACHE],

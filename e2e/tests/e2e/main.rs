@@ -6,6 +6,7 @@ mod crds;
 mod manifests;
 mod nodes;
 mod pods;
+mod sealer;
 mod support;
 
 use std::process::ExitCode;
@@ -14,6 +15,7 @@ fn main() -> ExitCode {
     let tests = [
         nodes::tests(),
         pods::tests(),
+        sealer::tests(),
         crds::tests(),
         manifests::tests(),
     ]
