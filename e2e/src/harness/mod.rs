@@ -61,6 +61,8 @@ pub enum HarnessError {
         seconds: u64,
         last: String,
     },
+    #[error("left behind: {0}")]
+    Leftover(String),
     #[error("the node agent exited ({status}); see {log}")]
     AgentExited { status: String, log: PathBuf },
 }
@@ -186,7 +188,9 @@ impl Cluster {
             namespaces: Mutex::new(Vec::new()),
         };
         if let Err(e) = cluster.start_default_agent().await {
-            cluster.stop();
+            if let Err(stop) = cluster.stop() {
+                eprintln!("e2e: {stop}");
+            }
             return Err(e);
         }
         Ok(cluster)
@@ -374,19 +378,22 @@ impl Cluster {
     }
 
     /// Stops the node agent and the control plane this harness started, if any.
-    pub fn stop(&self) {
-        if let Some(mut agent) = self.agent.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            agent.stop();
-        }
-        if let Some(cp) = self
+    /// Fails when something was left running (and has been killed since).
+    pub fn stop(&self) -> Result<(), HarnessError> {
+        let agent = match self.agent.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            Some(mut agent) => agent.stop(),
+            None => Ok(()),
+        };
+        let control_plane = match self
             .control_plane
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take()
-            && let Err(e) = cp.stop()
         {
-            eprintln!("e2e: stopping the control plane: {e}");
-        }
+            Some(cp) => cp.stop(),
+            None => Ok(()),
+        };
+        agent.and(control_plane)
     }
 }
 

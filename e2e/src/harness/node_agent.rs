@@ -147,8 +147,9 @@ impl NodeAgentProcess {
     }
 
     /// SIGTERM (the agent then kills its containers), SIGKILL if it takes longer than 10 s;
-    /// then checks that none of its containers is left running, killing and reporting any.
-    pub fn stop(&mut self) {
+    /// then checks that none of its containers is left running: any such process is killed
+    /// and returned as an error.
+    pub fn stop(&mut self) -> Result<(), HarnessError> {
         if self.child.try_wait().ok().flatten().is_none() {
             let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
             let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -159,12 +160,16 @@ impl NodeAgentProcess {
             }
             self.kill();
         }
-        for (pid, pod_dir) in crate::agent::running_containers(&self.root_dir) {
-            eprintln!(
-                "e2e: container process {pid} of {} outlived its node agent; killing it",
-                pod_dir.display()
-            );
-            crate::agent::process::signal_group(pid, Signal::SIGKILL);
+        let left = crate::agent::running_containers(&self.root_dir);
+        for (pid, _) in &left {
+            crate::agent::process::signal_group(*pid, Signal::SIGKILL);
+        }
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(HarnessError::Leftover(format!(
+                "container processes outlived their node agent (now killed): {left:?}"
+            )))
         }
     }
 
@@ -184,6 +189,8 @@ impl NodeAgentProcess {
 
 impl Drop for NodeAgentProcess {
     fn drop(&mut self) {
-        self.stop();
+        if let Err(e) = self.stop() {
+            eprintln!("e2e: {e}");
+        }
     }
 }

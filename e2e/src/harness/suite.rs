@@ -87,8 +87,10 @@ pub fn run_suite(tests: Vec<E2eTest>) -> ExitCode {
             }
             eprintln!("e2e: interrupted; tearing the cluster down");
             let _guard = starting.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(Ok(cluster)) = started.get() {
-                cluster.stop();
+            if let Some(Ok(cluster)) = started.get()
+                && let Err(e) = cluster.stop()
+            {
+                eprintln!("e2e: {e}");
             }
             std::process::exit(130);
         });
@@ -143,6 +145,7 @@ pub fn run_suite(tests: Vec<E2eTest>) -> ExitCode {
         .collect();
 
     let conclusion = libtest_mimic::run(&args, trials);
+    let mut torn_down_cleanly = true;
 
     if let Some(Ok(cluster)) = started.get() {
         if conclusion.has_failed()
@@ -151,13 +154,24 @@ pub fn run_suite(tests: Vec<E2eTest>) -> ExitCode {
             eprintln!("e2e: last lines of the node agent log:\n{tail}");
         }
         runtime.block_on(cluster.delete_test_namespaces());
-        cluster.stop();
+        let teardown = cluster.stop();
+        if let Err(e) = &teardown {
+            eprintln!("e2e: tearing down: {e}");
+            torn_down_cleanly = false;
+        }
         // A failed run keeps its logs, node disks and control-plane state for inspection.
-        if conclusion.has_failed() || std::env::var_os("SEALING_E2E_KEEP").is_some() {
+        if conclusion.has_failed()
+            || teardown.is_err()
+            || std::env::var_os("SEALING_E2E_KEEP").is_some()
+        {
             eprintln!("e2e: logs and state kept in {}", cluster.run_dir.display());
         } else if let Err(e) = std::fs::remove_dir_all(&cluster.run_dir) {
             eprintln!("e2e: removing {}: {e}", cluster.run_dir.display());
         }
     }
-    conclusion.exit_code()
+    if torn_down_cleanly {
+        conclusion.exit_code()
+    } else {
+        ExitCode::FAILURE
+    }
 }

@@ -207,7 +207,7 @@ async fn slow_agent_crash_fails_running_pod_and_kills_it(
     let uid = pod.uid().unwrap_or_default();
     pods.delete("long-step", &DeleteParams::default()).await?;
     wait::wait_deleted(&pods, "long-step", &uid, Duration::from_secs(60)).await?;
-    agent.stop();
+    agent.stop()?;
     nodes
         .delete(NODE, &DeleteParams::default())
         .await
@@ -361,7 +361,7 @@ async fn agent_without_mount_namespaces_fails_pods_instead_of_running_them(
         message.contains("mount namespace") && message.contains("root"),
         "message {message:?}"
     );
-    agent.stop();
+    agent.stop()?;
     nodes.delete(NODE, &DeleteParams::default()).await?;
     Ok(())
 }
