@@ -130,10 +130,6 @@ impl NodeAgentProcess {
         })
     }
 
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
     /// Whether the agent is still running; an agent that exited says why in its log.
     pub fn check_alive(&mut self) -> Result<(), HarnessError> {
         match self.child.try_wait() {
