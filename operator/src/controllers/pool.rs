@@ -13,6 +13,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, ResourceExt};
 
+use super::conditions::{Desired, set};
 use super::{Context, Error};
 use crate::core::outcome::start;
 use crate::core::schedule::{NodeState, PhaseLimit, Waiting, pledge_shortfall, schedule};
@@ -127,6 +128,7 @@ pub async fn reconcile(pool: Arc<SealingPool>, ctx: Arc<Context>, sectors: Store
     for node in &mut status.nodes {
         node.params = params.get(&node.name).cloned().unwrap_or_default();
     }
+    pool_conditions(&pool, &mut status, &selector, now);
     let pools: Api<SealingPool> = Api::namespaced(ctx.client.clone(), &ns);
     let patch = serde_json::json!({ "status": status });
     pools.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
@@ -263,6 +265,30 @@ fn summarize(pool: &SealingPool, members: &[Arc<Sector>], nodes: &[NodeState], w
         .collect();
     status.node_count = status.nodes.len() as u32;
     status
+}
+
+fn pool_conditions(pool: &SealingPool, status: &mut SealingPoolStatus, selector: &str, now: Timestamp) {
+    status.conditions = pool.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default();
+    let generation = pool.metadata.generation;
+    let nodes = if status.node_count > 0 {
+        Desired { type_: "NodesAvailable", status: true, reason: "NodesReady", message: format!("{} node(s) ready", status.node_count) }
+    } else {
+        let which = if selector.is_empty() { "any node".to_owned() } else { format!("spec.nodeSelector {selector}") };
+        Desired { type_: "NodesAvailable", status: false, reason: "NoReadyNodes", message: format!("no Ready, schedulable node matches {which}") }
+    };
+    let waiting: Vec<String> = status
+        .nodes
+        .iter()
+        .filter(|n| n.params != PARAMS_READY)
+        .map(|n| format!("{}: {}", n.name, if n.params.is_empty() { "unknown" } else { &n.params }))
+        .collect();
+    let params = if waiting.is_empty() {
+        Desired { type_: "ParamsReady", status: true, reason: "Ready", message: "every node has the proof parameters".into() }
+    } else {
+        Desired { type_: "ParamsReady", status: false, reason: "Preparing", message: waiting.join("; ") }
+    };
+    set(&mut status.conditions, nodes, generation, now);
+    set(&mut status.conditions, params, generation, now);
 }
 
 fn ready(node: &Node) -> bool {
