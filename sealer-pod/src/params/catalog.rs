@@ -4,7 +4,13 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use storage_proofs_core::parameter_cache::{GROTH_PARAMETER_EXT, PARAMETER_METADATA_EXT, VERSION, VERIFYING_KEY_EXT};
+use filecoin_proofs::with_shape;
+use storage_proofs_core::merkle::MerkleTreeTrait;
+use storage_proofs_core::parameter_cache::{
+    CacheableParameters, GROTH_PARAMETER_EXT, PARAMETER_METADATA_EXT, VERIFYING_KEY_EXT, VERSION,
+};
+use storage_proofs_update::constants::TreeRHasher;
+use storage_proofs_update::{EmptySectorUpdateCircuit, EmptySectorUpdateCompound};
 use storage_proofs_core::settings::SETTINGS;
 
 use crate::error::{StepError, StepResult};
@@ -78,7 +84,9 @@ impl ParamSet {
             ParamKind::Porep => size.default_seal_proof().circuit_identifier(),
             ParamKind::WindowPost => size.window_post_proof().circuit_identifier(),
             ParamKind::WinningPost => size.winning_post_proof().circuit_identifier(),
-            ParamKind::Snap => size.update_proof().circuit_identifier(),
+            // RegisteredUpdateProof::circuit_identifier answers with the PoRep circuit's
+            // identifier (proofs-api 19.1), so the update circuit's is computed here.
+            ParamKind::Snap => Ok(with_shape!(size.0, snap_identifier, size.0)),
         }
         .map_err(|e| StepError::proofs("computing the parameter identifier", e))?;
         Ok(ParamSet {
@@ -106,6 +114,11 @@ impl ParamSet {
     }
 }
 
+fn snap_identifier<Tree: 'static + MerkleTreeTrait<Hasher = TreeRHasher>>(sector_bytes: u64) -> String {
+    let pp = storage_proofs_update::PublicParams::from_sector_size(sector_bytes);
+    <EmptySectorUpdateCompound<Tree> as CacheableParameters<EmptySectorUpdateCircuit<Tree>, _>>::cache_identifier(&pp)
+}
+
 /// The cache directory the proofs library reads (`FIL_PROOFS_PARAMETER_CACHE`, default
 /// `/var/tmp/filecoin-proof-parameters`).
 pub fn cache_dir() -> PathBuf {
@@ -114,4 +127,25 @@ pub fn cache_dir() -> PathBuf {
 
 pub fn path_in(cache: &Path, name: &str) -> PathBuf {
     cache.join(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_kib_file_names_are_the_published_ones() {
+        let size: SectorSize = "2KiB".parse().unwrap();
+        let name = |kind| ParamSet::new(kind, size).unwrap().params_name();
+        let expect = [
+            (ParamKind::Porep, "v28-stacked-proof-of-replication-merkletree-poseidon_hasher-8-0-0-sha256_hasher-032d3138d22506ec0082ed72b2dcba18df18477904e35bafee82b3793b06832f.params"),
+            (ParamKind::WindowPost, "v28-proof-of-spacetime-fallback-merkletree-poseidon_hasher-8-0-0-0170db1f394b35d995252228ee359194b13199d259380541dc529fb0099096b0.params"),
+            (ParamKind::WinningPost, "v28-proof-of-spacetime-fallback-merkletree-poseidon_hasher-8-0-0-3ea05428c9d11689f23529cde32fd30aabd50f7d2c93657c1d3650bca3e8ea9e.params"),
+            (ParamKind::Snap, "v28-empty-sector-update-merkletree-poseidon_hasher-8-0-0-fb9e095bebdd77511c0269b967b4d87ba8b8a525edaa0e165de23ba454510194.params"),
+        ];
+        for (kind, file) in expect {
+            assert_eq!(name(kind), file, "{kind}");
+            assert!(storage_proofs_core::parameter_cache::PARAMETERS.contains_key(file));
+        }
+    }
 }
