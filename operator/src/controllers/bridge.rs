@@ -172,12 +172,8 @@ impl Bridge {
 
     /// Runs until the process is told to stop.
     pub async fn run(mut self) {
-        // Allocating sector numbers from a half-filled cache could hand out a number twice.
-        if let Err(error) = self.sectors.wait_until_ready().await {
-            tracing::error!(%error, "the sector cache never filled; the chain bridge does not start");
-            return;
-        }
         let interval = Duration::from_secs(self.ctx.config.chain.poll_interval_seconds.max(1));
+        tracing::info!(endpoint = self.lotus.endpoint(), "chain bridge started");
         loop {
             if let Err(error) = self.tick().await {
                 tracing::warn!(%error, "chain bridge");
@@ -189,6 +185,7 @@ impl Bridge {
     async fn tick(&mut self) -> Result<(), BridgeError> {
         let head = self.lotus.chain_head().await?;
         let epoch = head.height;
+        tracing::debug!(epoch, "chain bridge tick");
         let base_fee = head.parent_base_fee().cloned().unwrap_or_else(|| TokenAmount::from_atto(0));
         let now = Timestamp::now();
 
@@ -302,9 +299,13 @@ impl Bridge {
     /// The next sector number of the miner that neither another Sector nor the chain has.
     async fn allocate(&mut self, sector: &Sector, record: &SectorRecord) -> Result<(), BridgeError> {
         let miner = self.miner(sector)?;
-        let known = self
-            .sectors
-            .state()
+        // From the API server, not the cache: a number the cache has not seen yet must not be
+        // handed out again.
+        let all: Api<Sector> = Api::all(self.ctx.client.clone());
+        let known = all
+            .list(&Default::default())
+            .await?
+            .items
             .iter()
             .filter(|s| s.spec.miner == sector.spec.miner)
             .filter_map(|s| s.spec.sector_number.or_else(|| s.status.as_ref().and_then(|st| st.record.sector_number)))
