@@ -65,11 +65,14 @@ pub struct Note {
 pub async fn publish<K: Resource<DynamicType = ()>>(ctx: &Context, object: &K, notes: Vec<Note>) {
     let reference = object.object_ref(&());
     for note in notes {
+        // The recorder folds events with the same reason and action into one series, whatever
+        // their text; each distinct message gets its own action so no transition is hidden.
+        let action: String = note.message.chars().take(128).collect();
         let event = KubeEvent {
             type_: if note.warning { EventType::Warning } else { EventType::Normal },
             reason: note.reason.into(),
             note: Some(note.message),
-            action: "Reconcile".into(),
+            action,
             secondary: None,
         };
         if let Err(error) = ctx.recorder.publish(&event, &reference).await {
