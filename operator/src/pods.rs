@@ -63,11 +63,13 @@ fn works_in_store(step: Step) -> bool {
     matches!(step, Step::C1 | Step::C2)
 }
 
-/// The sector's directory below the pool's scratch and store paths.
+/// The sector's directory directly below the pool's scratch and store paths, `<namespace>_<name>`
+/// (neither may contain `_`, so it is unambiguous); the step creates it inside the mounted pool
+/// directory, which must exist.
 pub fn sector_subdir(sector: &Sector) -> Result<String, PodError> {
     let ns = sector.metadata.namespace.as_deref().ok_or(PodError::Metadata("namespace"))?;
     let name = sector.metadata.name.as_deref().ok_or(PodError::Metadata("name"))?;
-    Ok(format!("{ns}/{name}"))
+    Ok(format!("{ns}_{name}"))
 }
 
 pub fn step_pod(sector: &Sector, pool: &SealingPool, record: &SectorRecord, running: &RunningStep) -> Result<Pod, PodError> {

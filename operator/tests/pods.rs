@@ -58,7 +58,7 @@ fn names_are_deterministic_per_sector_step_and_attempt() {
 fn pc1_runs_in_the_scratch_directory_with_the_ticket() {
     let pod = build(Step::PC1);
     let args = args(&pod);
-    assert_eq!(&args[..3], ["pc1", "--sector-dir", "/scratch/miners/deal-1"]);
+    assert_eq!(&args[..3], ["pc1", "--sector-dir", "/scratch/miners_deal-1"]);
     assert!(args.windows(2).any(|w| w == ["--ticket", &"aa".repeat(32)]));
     assert!(args.windows(2).any(|w| w == ["--seal-proof", "StackedDrg2KiBV1_1"]));
     let volumes = pod.spec.as_ref().unwrap().volumes.clone().unwrap();
@@ -78,7 +78,7 @@ fn add_piece_mounts_each_piece_file_read_only_and_checks_its_cid() {
 #[test]
 fn c2_works_on_the_stored_copy_with_a_gpu_and_the_parameters() {
     let pod = build(Step::C2);
-    assert_eq!(&args(&pod)[..3], ["c2", "--sector-dir", "/store/miners/deal-1"]);
+    assert_eq!(&args(&pod)[..3], ["c2", "--sector-dir", "/store/miners_deal-1"]);
     let container = &pod.spec.as_ref().unwrap().containers[0];
     let limits = container.resources.as_ref().unwrap().limits.clone().unwrap();
     assert_eq!(limits.get("nvidia.com/gpu").map(|q| q.0.as_str()), Some("1"));

@@ -280,7 +280,8 @@ impl Command {
                 piece_cids,
                 update,
             } => {
-                let (id, dir) = sector.open()?;
+                let id = SectorIdentity::new(&sector.miner, sector.sector_number, sector.sector_size, sector.seal_proof.as_deref())?;
+                let dir = SectorDir::open_or_create(&sector.sector_dir)?;
                 let args = steps::add_piece::AddPieceArgs {
                     sources: pieces.clone(),
                     expected_cids: piece_cids.clone(),

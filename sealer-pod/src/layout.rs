@@ -43,6 +43,18 @@ impl SectorDir {
         }
     }
 
+    /// Opens the sector directory, creating it if its parent exists: the first step of a sector
+    /// makes its directory inside the pool's mounted scratch directory. A missing parent is still
+    /// an error (a wrong mount), so nothing is sealed into ephemeral container storage.
+    pub fn open_or_create(root: &Path) -> StepResult<Self> {
+        if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
+            if parent.is_dir() && !root.exists() {
+                fs::create_dir(root).map_err(|e| StepError::io(root, e))?;
+            }
+        }
+        Self::open(root)
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }
