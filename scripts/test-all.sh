@@ -30,4 +30,6 @@ step "build"
 cargo build --release --workspace --all-targets --locked
 
 step "tests"
+# The chain simulator's end-to-end test drives the real sealer-pod binary.
+export SEALER_POD_BIN="$CARGO_TARGET_DIR/release/sealer-pod"
 cargo test --release --workspace --locked
