@@ -21,10 +21,30 @@ pub use sector::{Piece, PieceSource, Resume, ResumeResult, Sector, SectorSpec, S
 /// Every CRD with the file name `crdgen` writes it to under `crds/`.
 pub fn all() -> Vec<(&'static str, CustomResourceDefinition)> {
     vec![
-        ("sector.yaml", Sector::crd()),
-        ("sealingpool.yaml", SealingPool::crd()),
-        ("provingdeadline.yaml", ProvingDeadline::crd()),
+        ("sector.yaml", kubernetes_formats(Sector::crd())),
+        ("sealingpool.yaml", kubernetes_formats(SealingPool::crd())),
+        ("provingdeadline.yaml", kubernetes_formats(ProvingDeadline::crd())),
     ]
+}
+
+/// schemars writes unsigned integers as `format: uint32/uint64`, which the API server does not
+/// know (kubectl warns about every one); they become `int64`, still with `minimum: 0`.
+fn kubernetes_formats(crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    fn walk(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(map) => {
+                if map.get("format").and_then(|f| f.as_str()).is_some_and(|f| f == "uint32" || f == "uint64") {
+                    map.insert("format".into(), "int64".into());
+                }
+                map.values_mut().for_each(walk);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    let Ok(mut value) = serde_json::to_value(&crd) else { return crd };
+    walk(&mut value);
+    serde_json::from_value(value).unwrap_or(crd)
 }
 
 /// The YAML `crdgen` writes for each CRD, with a header saying where it comes from.
