@@ -21,6 +21,8 @@ pub const CPU_NODE: &str = "cpu-1";
 pub const SHELL_IMAGE: &str = "local/shell:e2e";
 /// Shared as is by every node (the proof parameter cache).
 pub const PARAMETER_CACHE: &str = "/var/tmp/filecoin-proof-parameters";
+/// Shared as is by every node: the long-term sector store, as network storage would be.
+pub const SHARED_STORE: &str = "/var/tmp/sealing-e2e-store";
 
 /// The agent configuration the harness starts with: `gpu-1` and `cpu-1` (both in the `devnet`
 /// pool of `manifests/samples/pool.yaml`), the shell image, and the project's own images
@@ -30,7 +32,7 @@ pub fn default_config(root: &Path, binaries: &Binaries) -> Value {
     let operator = binaries.expected("sealing-operator");
     json!({
         "rootDir": root,
-        "passThroughPaths": [PARAMETER_CACHE],
+        "passThroughPaths": [PARAMETER_CACHE, SHARED_STORE],
         "heartbeatSeconds": 5,
         "nodes": [
             {

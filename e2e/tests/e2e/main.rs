@@ -6,6 +6,7 @@ mod crds;
 mod manifests;
 mod nodes;
 mod pods;
+mod sealing;
 mod sealer;
 mod support;
 
@@ -18,6 +19,7 @@ fn main() -> ExitCode {
         sealer::tests(),
         crds::tests(),
         manifests::tests(),
+        sealing::tests(),
     ]
     .concat();
     sealing_e2e::harness::run_suite(tests)

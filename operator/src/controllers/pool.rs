@@ -122,7 +122,7 @@ pub async fn reconcile(pool: Arc<SealingPool>, ctx: Arc<Context>, sectors: Store
         }
     }
 
-    pledge(&pool, &ctx, &members).await?;
+    pledge(&pool, &ctx).await?;
 
     let mut status = summarize(&pool, &members, &states, waiting.len().saturating_sub(placements.len()));
     for node in &mut status.nodes {
@@ -193,18 +193,21 @@ async fn prepare_params(pool: &SealingPool, ctx: &Context, nodes: &[Node]) -> Re
 }
 
 /// Keeps `sectorsInFlight` committed-capacity sectors sealing (lotus' pledge loop).
-async fn pledge(pool: &SealingPool, ctx: &Context, members: &[Arc<Sector>]) -> Result<(), Error> {
+async fn pledge(pool: &SealingPool, ctx: &Context) -> Result<(), Error> {
     let settings = &pool.spec.pledge;
     if !settings.enabled {
         return Ok(());
     }
-    let in_flight = members
-        .iter()
-        .filter(|s| s.labels().contains_key(LABEL_PLEDGED))
-        .filter(|s| !s.status.as_ref().is_some_and(|st| st.record.state.is_terminal()))
-        .count() as u32;
     let ns = pool.namespace().ok_or(Error::Metadata("namespace"))?;
     let api: Api<Sector> = Api::namespaced(ctx.client.clone(), &ns);
+    // Counted from the API server: the cache may not hold the sectors created a moment ago,
+    // and counting them short would pledge too many.
+    let pledged = api.list(&ListParams::default().labels(&format!("{LABEL_PLEDGED}=true"))).await?.items;
+    let in_flight = pledged
+        .iter()
+        .filter(|s| s.spec.pool == pool.name_any())
+        .filter(|s| !s.status.as_ref().is_some_and(|st| st.record.state.is_terminal()))
+        .count() as u32;
     for _ in 0..pledge_shortfall(in_flight, settings.sectors_in_flight) {
         let sector = Sector {
             metadata: ObjectMeta {

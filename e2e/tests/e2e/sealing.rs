@@ -1,0 +1,458 @@
+//! The operator end to end: pools and sectors applied with kubectl are sealed by step pods that
+//! the node agent runs with the real sealer-pod, and committed through the chain bridge to the
+//! chain simulator, which verifies every proof. One operator, running with the service account
+//! and RBAC of `manifests/`, and one simulator serve every test here (the operator watches all
+//! namespaces); each test has its own namespace and pool.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, bail, ensure};
+use chain_sim::SimControl;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::{Api, ResourceExt};
+use sealing_e2e::e2e_tests;
+use sealing_e2e::harness::node_agent::{CPU_NODE, GPU_NODE, SHARED_STORE};
+use sealing_e2e::harness::{Cluster, E2eTest};
+use sealing_operator::core::State;
+use sealing_operator::crd::Sector;
+use serde_json::{Value, json};
+use tokio::sync::OnceCell;
+
+pub fn tests() -> Vec<E2eTest> {
+    e2e_tests![
+        local_only: slow_sectors_applied_with_kubectl_are_sealed_and_proven_on_chain,
+        pc1_concurrency_one_runs_one_pc1_per_node_and_abort_stops_sectors,
+        pledge_loop_keeps_the_configured_sectors_in_flight,
+    ]
+}
+
+const PRECOMMIT: u64 = 28;
+const PROVE_COMMIT: u64 = 34;
+
+/// The operator process and the chain simulator, shared by the tests of this module. Both die
+/// with the test process (PR_SET_PDEATHSIG), since statics are never dropped.
+struct Sealing {
+    sim: SimControl,
+    operator: Mutex<Child>,
+    operator_command: Vec<String>,
+    operator_env: Vec<(String, String)>,
+    dir: PathBuf,
+}
+
+static SEALING: OnceCell<Arc<Sealing>> = OnceCell::const_new();
+
+type SpawnRequest = (Command, std::sync::mpsc::Sender<std::io::Result<Child>>);
+
+/// Starts processes from one thread that lives as long as the test process: PR_SET_PDEATHSIG
+/// fires when the thread that forked the child ends, and test threads end after each test.
+fn spawner() -> &'static Mutex<std::sync::mpsc::Sender<SpawnRequest>> {
+    static SPAWNER: std::sync::OnceLock<Mutex<std::sync::mpsc::Sender<SpawnRequest>>> = std::sync::OnceLock::new();
+    SPAWNER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<SpawnRequest>();
+        std::thread::spawn(move || {
+            for (mut command, reply) in rx {
+                let _ = reply.send(command.spawn());
+            }
+        });
+        Mutex::new(tx)
+    })
+}
+
+fn spawn(program: &Path, args: &[String], env: &[(String, String)], log: &Path) -> anyhow::Result<Child> {
+    let log = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    let mut command = Command::new(program);
+    command.args(args).envs(env.iter().cloned()).stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(std::io::Error::from)
+        });
+    }
+    let (reply, answer) = std::sync::mpsc::channel();
+    spawner().lock().unwrap_or_else(|e| e.into_inner()).send((command, reply)).context("the spawner thread is gone")?;
+    answer.recv().context("the spawner thread is gone")?.with_context(|| format!("starting {}", program.display()))
+}
+
+fn kubectl(cluster: &Cluster, args: &[&str], stdin: Option<&str>) -> anyhow::Result<String> {
+    let mut cmd = cluster.kubectl();
+    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    if stdin.is_some() {
+        cmd.stdin(Stdio::piped());
+    }
+    let mut child = cmd.spawn().with_context(|| format!("kubectl {args:?}"))?;
+    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(input.as_bytes())?;
+    }
+    let out = child.wait_with_output()?;
+    ensure!(out.status.success(), "kubectl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+async fn sealing(cluster: &Arc<Cluster>) -> anyhow::Result<Arc<Sealing>> {
+    SEALING
+        .get_or_try_init(|| async {
+            let dir = cluster.run_dir.join("sealing");
+            std::fs::create_dir_all(&dir)?;
+            cluster.install_crds().await?;
+            let manifests = Cluster::repo_root().join("manifests");
+            kubectl(cluster, &["apply", "-k", &manifests.to_string_lossy()], None)?;
+            // The operator runs as a local process below, with the same service account and RBAC.
+            kubectl(cluster, &["-n", "sealing-system", "scale", "deployment/sealing-operator", "--replicas=0"], None)?;
+            let token = kubectl(cluster, &["-n", "sealing-system", "create", "token", "sealing-operator", "--duration=6h"], None)?;
+            let server = kubectl(cluster, &["config", "view", "--minify", "-o", "jsonpath={.clusters[0].cluster.server}"], None)?;
+            let kubeconfig = dir.join("operator.kubeconfig");
+            std::fs::write(
+                &kubeconfig,
+                serde_yaml::to_string(&json!({
+                    "apiVersion": "v1", "kind": "Config", "current-context": "e2e",
+                    "clusters": [{"name": "e2e", "cluster": {"server": server.trim(), "insecure-skip-tls-verify": true}}],
+                    "users": [{"name": "operator", "user": {"token": token.trim()}}],
+                    "contexts": [{"name": "e2e", "context": {"cluster": "e2e", "user": "operator", "namespace": "sealing-system"}}],
+                }))?,
+            )?;
+
+            let port = free_port()?;
+            let sim_bin = cluster.binaries.path("chain-sim")?;
+            let sim_args = vec!["--listen".to_owned(), format!("127.0.0.1:{port}"), "--epoch-duration-ms".into(), "500".into()];
+            spawn(&sim_bin, &sim_args, &[], &dir.join("chain-sim.log"))?;
+            let endpoint = format!("http://127.0.0.1:{port}/rpc/v1");
+            let sim = SimControl::new(endpoint.clone(), None);
+            wait_until(Duration::from_secs(30), "the chain simulator to answer", || async { Ok(sim.config().await.is_ok()) }).await?;
+
+            let config = dir.join("operator.yaml");
+            std::fs::write(
+                &config,
+                format!(
+                    "chain:\n  endpoint: {endpoint}\n  preCommitChallengeDelay: 10\n  seedConfidence: 2\n  pollIntervalSeconds: 1\nbatching:\n  maxSectors: 8\n  maxWaitEpochs: 4\n"
+                ),
+            )?;
+            let health = free_port()?;
+            let operator_command = vec![
+                cluster.binaries.path("sealing-operator")?.to_string_lossy().into_owned(),
+                "run".into(),
+                "--config".into(),
+                config.to_string_lossy().into_owned(),
+                "--listen".into(),
+                format!("127.0.0.1:{health}"),
+            ];
+            let operator_env = vec![
+                ("KUBECONFIG".to_owned(), kubeconfig.to_string_lossy().into_owned()),
+                ("POD_NAMESPACE".to_owned(), "sealing-system".to_owned()),
+                ("RUST_LOG".to_owned(), "info".to_owned()),
+            ];
+            let operator = start_operator(&operator_command, &operator_env, &dir)?;
+            Ok(Arc::new(Sealing { sim, operator: Mutex::new(operator), operator_command, operator_env, dir }))
+        })
+        .await
+        .cloned()
+}
+
+fn start_operator(command: &[String], env: &[(String, String)], dir: &Path) -> anyhow::Result<Child> {
+    let log = dir.join(format!("operator-{}.log", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis()));
+    spawn(Path::new(&command[0]), &command[1..], env, &log)
+}
+
+impl Sealing {
+    /// Kills the operator with SIGKILL, as a crash would, and starts a new one.
+    fn restart_operator(&self) -> anyhow::Result<()> {
+        let mut operator = self.operator.lock().unwrap_or_else(|e| e.into_inner());
+        operator.kill()?;
+        operator.wait()?;
+        *operator = start_operator(&self.operator_command, &self.operator_env, &self.dir)?;
+        Ok(())
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+async fn wait_until<F, Fut>(timeout: Duration, what: &str, mut check: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<bool>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if check().await? {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("timed out after {}s waiting for {what}", timeout.as_secs());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// A pool on both test nodes: scratch on each node's own disk, the store shared.
+fn pool_yaml(ns: &str, name: &str, extra: Value) -> String {
+    let mut spec = json!({
+        "miner": "t01000",
+        "sectorSize": "2KiB",
+        "image": "sealer-pod:e2e",
+        "nodeSelector": {"sealing.filecoin.io/e2e": "true"},
+        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+        "storage": {"scratchPath": format!("/var/lib/sealing/scratch-{ns}"), "storePath": format!("{SHARED_STORE}/{ns}")},
+        "phases": {"pc2": {"gpus": 0}, "c2": {"gpus": 1}},
+        "params": {"source": "preloaded"},
+        "retry": {"maxAttempts": 3, "initialBackoffSeconds": 2, "maxBackoffSeconds": 10},
+    });
+    if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+        for (k, v) in extra {
+            spec.insert(k.clone(), v.clone());
+        }
+    }
+    serde_yaml::to_string(&json!({
+        "apiVersion": "sealing.filecoin.io/v1alpha1", "kind": "SealingPool",
+        "metadata": {"name": name, "namespace": ns}, "spec": spec,
+    }))
+    .unwrap_or_default()
+}
+
+/// Makes the pool's directories writable by the unprivileged step user, as an admin would.
+fn prepare_storage(cluster: &Cluster, ns: &str) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut dirs = vec![PathBuf::from(format!("{SHARED_STORE}/{ns}"))];
+    for node in [GPU_NODE, CPU_NODE] {
+        dirs.extend(cluster.node_path(node, &format!("/var/lib/sealing/scratch-{ns}")));
+    }
+    for dir in dirs {
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))?;
+    }
+    Ok(())
+}
+
+fn sector_yaml(ns: &str, name: &str, pieces: Value) -> String {
+    serde_yaml::to_string(&json!({
+        "apiVersion": "sealing.filecoin.io/v1alpha1", "kind": "Sector",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"miner": "t01000", "sectorSize": "2KiB", "pool": "pool", "pieces": pieces},
+    }))
+    .unwrap_or_default()
+}
+
+async fn state_of(sectors: &Api<Sector>, name: &str) -> anyhow::Result<(State, Option<Sector>)> {
+    let sector = sectors.get_opt(name).await?;
+    let state = sector.as_ref().and_then(|s| s.status.as_ref()).map_or(State::Empty, |s| s.record.state);
+    Ok((state, sector))
+}
+
+async fn wait_for_state(sectors: &Api<Sector>, name: &str, wanted: &[State], timeout: Duration) -> anyhow::Result<Sector> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let (state, sector) = state_of(sectors, name).await?;
+        if let Some(sector) = sector.filter(|_| wanted.contains(&state)) {
+            return Ok(sector);
+        }
+        if state == State::Aborted && !wanted.contains(&State::Aborted) {
+            bail!("sector {name} aborted: {:?}", sector_error(sectors, name).await);
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("sector {name} is {state} after {}s, not {wanted:?}: {:?}", timeout.as_secs(), sector_error(sectors, name).await);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn sector_error(sectors: &Api<Sector>, name: &str) -> Option<String> {
+    let sector = sectors.get_opt(name).await.ok()??;
+    sector.status?.record.last_error.map(|e| format!("{} {}: {}", e.level, e.step, e.message))
+}
+
+async fn patch_spec(sectors: &Api<Sector>, name: &str, spec: Value) -> anyhow::Result<()> {
+    sectors.patch(name, &PatchParams::default(), &Patch::Merge(&json!({"spec": spec}))).await?;
+    Ok(())
+}
+
+/// A 2 KiB piece of random bytes, its file on both nodes, and its CID as sealer-pod computes it.
+fn random_piece(cluster: &Cluster, dir: &Path) -> anyhow::Result<(String, String)> {
+    use std::os::unix::fs::PermissionsExt;
+    let data: Vec<u8> = (0..2032u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let work = dir.join("piece-cid");
+    std::fs::create_dir_all(&work)?;
+    let local = work.join("piece.bin");
+    std::fs::write(&local, &data)?;
+    let out = Command::new(cluster.binaries.path("sealer-pod")?)
+        .args(["--result-path", "/dev/null", "add-piece", "--miner", "t01000", "--sector-number", "1", "--sector-size", "2KiB"])
+        .arg("--sector-dir")
+        .arg(work.join("sector"))
+        .arg("--piece")
+        .arg(&local)
+        .output()?;
+    ensure!(out.status.success(), "computing the piece CID: {}", String::from_utf8_lossy(&out.stdout));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let result: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())?;
+    let cid = result["result"]["pieces"][0]["cid"].as_str().context("add-piece reports no piece CID")?.to_owned();
+    let path = "/var/lib/sealing/deals/piece-1.bin".to_owned();
+    for node in [GPU_NODE, CPU_NODE] {
+        let file = cluster.node_path(node, &path).context("no node disk")?;
+        std::fs::create_dir_all(file.parent().context("piece path has a parent")?)?;
+        std::fs::write(&file, &data)?;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644))?;
+    }
+    Ok((cid, path))
+}
+
+async fn step_pods(pods: &Api<Pod>, sector: &str) -> anyhow::Result<Vec<Pod>> {
+    Ok(pods.list(&ListParams::default().labels(&format!("sealing.filecoin.io/sector={sector}"))).await?.items)
+}
+
+/// A pool and two sectors applied with kubectl, one committed capacity and one holding a real
+/// piece, both end Finished with their proofs accepted by the simulator. Along the way: the CC
+/// sector is paused and resumed at TreeDBuilt, the piece sector's C2 pod is deleted mid-run, and
+/// the operator is killed and restarted while both are in flight; still no step has a second
+/// pod for one attempt and no sector a second message.
+async fn slow_sectors_applied_with_kubectl_are_sealed_and_proven_on_chain(cluster: Arc<Cluster>) -> anyhow::Result<()> {
+    let sealing = sealing(&cluster).await?;
+    let ns = cluster.namespace("seal").await?;
+    prepare_storage(&cluster, &ns)?;
+    let sectors: Api<Sector> = Api::namespaced(cluster.client.clone(), &ns);
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), &ns);
+    let (piece_cid, piece_path) = random_piece(&cluster, &sealing.dir)?;
+
+    kubectl(&cluster, &["apply", "-f", "-"], Some(&pool_yaml(&ns, "pool", json!({}))))?;
+    let pieces = json!([{"cid": piece_cid, "size": 2048, "source": {"path": piece_path}}]);
+    let manifests = format!("{}---\n{}", sector_yaml(&ns, "cc", json!([])), sector_yaml(&ns, "deal", pieces));
+    kubectl(&cluster, &["apply", "-f", "-"], Some(&manifests))?;
+
+    // Pause the CC sector once it has its ticket, then send it back to TreeDBuilt.
+    wait_for_state(&sectors, "cc", &[State::TicketAssigned, State::PC1Done, State::PC2Done, State::PCSubmitted], Duration::from_secs(120)).await?;
+    patch_spec(&sectors, "cc", json!({"paused": true})).await?;
+    let paused = wait_until(Duration::from_secs(60), "cc to pause", || async {
+        Ok(sectors.get("cc").await?.status.is_some_and(|s| s.record.paused.is_some() && s.record.running.is_none()))
+    });
+    paused.await?;
+    let first_ticket = sectors.get("cc").await?.status.and_then(|s| s.record.ticket).context("cc has a ticket")?;
+    patch_spec(&sectors, "cc", json!({"paused": false, "resume": {"state": "TreeDBuilt", "requestedAt": "e2e-1"}})).await?;
+
+    // Kill the operator while the sectors are in flight.
+    wait_for_state(&sectors, "deal", &[State::PC2Done, State::PCSubmitted, State::PCLanded, State::Persisted, State::PersistanceSubmitted, State::SeedAssigned, State::C1Done], Duration::from_secs(180)).await?;
+    sealing.restart_operator()?;
+
+    // Delete the deal sector's C2 pod while it runs: it is retried.
+    let c2_deleted = wait_until(Duration::from_secs(300), "the deal sector's C2 pod to run", || async {
+        for pod in step_pods(&pods, "deal").await? {
+            let running = pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
+            if running && pod.labels().get("sealing.filecoin.io/step").map(String::as_str) == Some("c2") {
+                pods.delete(&pod.name_any(), &DeleteParams::default()).await?;
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    });
+    c2_deleted.await?;
+
+    let cc = wait_for_state(&sectors, "cc", &[State::Finished], Duration::from_secs(900)).await?;
+    let deal = wait_for_state(&sectors, "deal", &[State::Finished], Duration::from_secs(900)).await?;
+
+    let cc_status = cc.status.context("cc has a status")?;
+    ensure!(cc_status.last_resume.as_ref().is_some_and(|r| r.accepted), "the resume at TreeDBuilt was accepted: {:?}", cc_status.last_resume);
+    ensure!(cc_status.record.ticket.as_ref() != Some(&first_ticket), "resuming at TreeDBuilt drew a new ticket");
+    let deal_status = deal.status.context("deal has a status")?;
+    ensure!(deal_status.record.attempts_of("c2") >= 2, "the deleted C2 pod was retried: {:?}", deal_status.record.attempts);
+    ensure!(deal_status.record.comm_d.as_deref() != cc_status.record.comm_d.as_deref(), "the piece sector's CommD is the piece's, not the zero CommD");
+
+    // Exactly one precommit and one commit per sector reached the chain, and both are active.
+    let counts = sealing.sim.message_counts().await?;
+    for status in [&cc_status, &deal_status] {
+        let number = status.record.sector_number.context("sector number")?;
+        let per_method = counts.by_sector.get(&number).cloned().unwrap_or_default();
+        ensure!(per_method.get(&PRECOMMIT) == Some(&1), "sector {number}: precommit messages {per_method:?}");
+        ensure!(per_method.get(&PROVE_COMMIT) == Some(&1), "sector {number}: commit messages {per_method:?}");
+        ensure!(status.record.commit.as_ref().is_some_and(|m| m.exit_code == Some(0)), "sector {number} commit landed");
+    }
+    // One pod per (step, attempt), whatever the restarts.
+    let mut seen = BTreeMap::new();
+    for sector in ["cc", "deal"] {
+        for pod in step_pods(&pods, sector).await? {
+            let labels = pod.labels();
+            let key = (sector, labels.get("sealing.filecoin.io/step").cloned(), labels.get("sealing.filecoin.io/attempt").cloned());
+            ensure!(seen.insert(key.clone(), pod.name_any()).is_none(), "two pods for {key:?}");
+        }
+    }
+    Ok(())
+}
+
+/// Three sectors with PC1 concurrency 1: no two PC1 pods ever ran at once on one node. Then the
+/// sectors are aborted wherever they are, and their running pods go away.
+async fn pc1_concurrency_one_runs_one_pc1_per_node_and_abort_stops_sectors(cluster: Arc<Cluster>) -> anyhow::Result<()> {
+    sealing(&cluster).await?;
+    let ns = cluster.namespace("pc1").await?;
+    prepare_storage(&cluster, &ns)?;
+    let sectors: Api<Sector> = Api::namespaced(cluster.client.clone(), &ns);
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), &ns);
+    kubectl(&cluster, &["apply", "-f", "-"], Some(&pool_yaml(&ns, "pool", json!({"phases": {"pc1": {"concurrencyPerNode": 1}, "pc2": {"gpus": 0}, "c2": {"gpus": 1}}}))))?;
+    let names = ["a", "b", "c"];
+    let manifests: Vec<String> = names.iter().map(|n| sector_yaml(&ns, n, json!([]))).collect();
+    kubectl(&cluster, &["apply", "-f", "-"], Some(&manifests.join("---\n")))?;
+    for name in names {
+        wait_for_state(&sectors, name, &[State::PC1Done, State::PC2Done, State::PCSubmitted, State::PCLanded, State::Persisted, State::PersistanceSubmitted, State::SeedAssigned, State::C1Done, State::C2Done, State::ProofSubmitted, State::Finished], Duration::from_secs(300)).await?;
+    }
+    let mut intervals: BTreeMap<String, Vec<(jiff::Timestamp, jiff::Timestamp)>> = BTreeMap::new();
+    for pod in pods.list(&ListParams::default().labels("sealing.filecoin.io/step=pc1")).await? {
+        let node = pod.spec.as_ref().and_then(|s| s.node_name.clone()).context("pc1 pod was scheduled")?;
+        let terminated = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .and_then(|c| c.first())
+            .and_then(|c| c.state.as_ref())
+            .and_then(|s| s.terminated.clone())
+            .context("pc1 pod finished")?;
+        let (Some(start), Some(end)) = (terminated.started_at, terminated.finished_at) else { bail!("pc1 pod without times") };
+        intervals.entry(node).or_default().push((start.0, end.0));
+    }
+    ensure!(intervals.values().map(Vec::len).sum::<usize>() >= 3, "three PC1 pods ran: {intervals:?}");
+    for (node, mut runs) in intervals {
+        runs.sort();
+        for pair in runs.windows(2) {
+            ensure!(pair[0].1 <= pair[1].0, "two PC1 pods overlapped on {node}: {pair:?}");
+        }
+    }
+    for name in names {
+        patch_spec(&sectors, name, json!({"abort": true})).await?;
+    }
+    for name in names {
+        wait_for_state(&sectors, name, &[State::Aborted], Duration::from_secs(60)).await?;
+    }
+    wait_until(Duration::from_secs(60), "aborted sectors' pods to stop", || async {
+        Ok(pods.list(&ListParams::default()).await?.items.iter().all(|p| {
+            !matches!(p.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Running" | "Pending"))
+        }))
+    })
+    .await
+}
+
+/// The pledge loop creates committed-capacity sectors until the configured number is in flight,
+/// and replaces one that is aborted.
+async fn pledge_loop_keeps_the_configured_sectors_in_flight(cluster: Arc<Cluster>) -> anyhow::Result<()> {
+    sealing(&cluster).await?;
+    let ns = cluster.namespace("pledge").await?;
+    prepare_storage(&cluster, &ns)?;
+    let sectors: Api<Sector> = Api::namespaced(cluster.client.clone(), &ns);
+    // A node selector nothing matches keeps the pledged sectors waiting, so none finishes.
+    let extra = json!({"pledge": {"enabled": true, "sectorsInFlight": 2}, "nodeSelector": {"sealing.filecoin.io/none": "true"}});
+    kubectl(&cluster, &["apply", "-f", "-"], Some(&pool_yaml(&ns, "pool", extra)))?;
+    let live = || async {
+        let list = sectors.list(&ListParams::default().labels("sealing.filecoin.io/pledged=true")).await?;
+        Ok::<_, anyhow::Error>(
+            list.items.into_iter().filter(|s| !s.status.as_ref().is_some_and(|st| st.record.state.is_terminal())).collect::<Vec<_>>(),
+        )
+    };
+    wait_until(Duration::from_secs(60), "two pledged sectors", || async { Ok(live().await?.len() == 2) }).await?;
+    let first = live().await?.into_iter().next().context("a pledged sector")?;
+    patch_spec(&sectors, &first.name_any(), json!({"abort": true})).await?;
+    wait_for_state(&sectors, &first.name_any(), &[State::Aborted], Duration::from_secs(60)).await?;
+    wait_until(Duration::from_secs(60), "the pledge loop to replace the aborted sector", || async { Ok(live().await?.len() == 2) }).await?;
+    let all = sectors.list(&ListParams::default().labels("sealing.filecoin.io/pledged=true")).await?.items.len();
+    ensure!(all == 3, "two pledged, one replaced: {all} pledged sectors in all");
+    Ok(())
+}
