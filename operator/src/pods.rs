@@ -168,20 +168,46 @@ pub fn step_pod(sector: &Sector, pool: &SealingPool, record: &SectorRecord, runn
         (LABEL_ATTEMPT.to_owned(), running.attempt.to_string()),
     ]);
     let owner = sector.controller_owner_ref(&()).ok_or(PodError::Metadata("uid"))?;
-    Ok(Pod {
-        metadata: ObjectMeta {
-            name: Some(pod_name(name, step, running.attempt)),
-            namespace: sector.metadata.namespace.clone(),
-            labels: Some(labels),
-            owner_references: Some(vec![owner]),
+    let container = Container {
+        name: "step".into(),
+        args: Some(args),
+        env: Some(env),
+        volume_mounts: Some(mounts),
+        resources: Some(ResourceRequirements {
+            requests: (!requests.is_empty()).then_some(requests),
+            limits: (!limits.is_empty()).then_some(limits),
             ..Default::default()
-        },
+        }),
+        ..Default::default()
+    };
+    let metadata = ObjectMeta {
+        name: Some(pod_name(name, step, running.attempt)),
+        namespace: sector.metadata.namespace.clone(),
+        labels: Some(labels),
+        owner_references: Some(vec![owner]),
+        ..Default::default()
+    };
+    Ok(pool_pod(pool, metadata, &running.node, container, volumes))
+}
+
+/// A pod of the pool's image on `node`, as every pod the operator starts is: never restarted,
+/// no service-account token, unprivileged, with the pool's placement and tolerations.
+fn pool_pod(pool: &SealingPool, metadata: ObjectMeta, node: &str, container: Container, volumes: Vec<Volume>) -> Pod {
+    let container = Container {
+        image: Some(pool.spec.image.clone()),
+        image_pull_policy: pool.spec.image_pull_policy.clone(),
+        termination_message_policy: Some("FallbackToLogsOnError".into()),
+        security_context: Some(SecurityContext { allow_privilege_escalation: Some(false), ..Default::default() }),
+        ..container
+    };
+    Pod {
+        metadata,
         spec: Some(PodSpec {
             restart_policy: Some("Never".into()),
             automount_service_account_token: Some(false),
             enable_service_links: Some(false),
             node_selector: (!pool.spec.node_selector.is_empty()).then(|| pool.spec.node_selector.clone()),
-            affinity: Some(pin_to_node(pool.spec.affinity.clone(), &running.node)),
+            affinity: Some(pin_to_node(pool.spec.affinity.clone(), node)),
             tolerations: (!pool.spec.tolerations.is_empty()).then(|| pool.spec.tolerations.clone()),
             security_context: Some(PodSecurityContext {
                 run_as_non_root: Some(true),
@@ -189,30 +215,12 @@ pub fn step_pod(sector: &Sector, pool: &SealingPool, record: &SectorRecord, runn
                 run_as_group: Some(pool.spec.run_as_user),
                 ..Default::default()
             }),
-            containers: vec![Container {
-                name: "step".into(),
-                image: Some(pool.spec.image.clone()),
-                image_pull_policy: pool.spec.image_pull_policy.clone(),
-                args: Some(args),
-                env: Some(env),
-                volume_mounts: Some(mounts),
-                resources: Some(ResourceRequirements {
-                    requests: (!requests.is_empty()).then_some(requests),
-                    limits: (!limits.is_empty()).then_some(limits),
-                    ..Default::default()
-                }),
-                termination_message_policy: Some("FallbackToLogsOnError".into()),
-                security_context: Some(SecurityContext {
-                    allow_privilege_escalation: Some(false),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }],
+            containers: vec![container],
             volumes: Some(volumes),
             ..Default::default()
         }),
         status: None,
-    })
+    }
 }
 
 fn host_path(name: &str, path: &str, type_: &str) -> Volume {
@@ -278,45 +286,19 @@ pub fn params_pod(pool: &SealingPool, node: &str) -> Result<Pod, PodError> {
         (LABEL_PARAMS_POOL.to_owned(), name.to_owned()),
     ]);
     let owner = pool.controller_owner_ref(&()).ok_or(PodError::Metadata("uid"))?;
-    Ok(Pod {
-        metadata: ObjectMeta {
-            name: Some(params_pod_name(name, node)),
-            namespace: pool.metadata.namespace.clone(),
-            labels: Some(labels),
-            owner_references: Some(vec![owner]),
-            ..Default::default()
-        },
-        spec: Some(PodSpec {
-            restart_policy: Some("Never".into()),
-            automount_service_account_token: Some(false),
-            enable_service_links: Some(false),
-            node_selector: (!pool.spec.node_selector.is_empty()).then(|| pool.spec.node_selector.clone()),
-            affinity: Some(pin_to_node(pool.spec.affinity.clone(), node)),
-            tolerations: (!pool.spec.tolerations.is_empty()).then(|| pool.spec.tolerations.clone()),
-            security_context: Some(PodSecurityContext {
-                run_as_non_root: Some(true),
-                run_as_user: Some(pool.spec.run_as_user),
-                run_as_group: Some(pool.spec.run_as_user),
-                ..Default::default()
-            }),
-            containers: vec![Container {
-                name: "params".into(),
-                image: Some(pool.spec.image.clone()),
-                image_pull_policy: pool.spec.image_pull_policy.clone(),
-                args: Some(args),
-                env: Some(vec![EnvVar {
-                    name: "FIL_PROOFS_PARAMETER_CACHE".into(),
-                    value: Some(cache.clone()),
-                    ..Default::default()
-                }]),
-                volume_mounts: Some(vec![mount("params", cache, false)]),
-                termination_message_policy: Some("FallbackToLogsOnError".into()),
-                security_context: Some(SecurityContext { allow_privilege_escalation: Some(false), ..Default::default() }),
-                ..Default::default()
-            }],
-            volumes: Some(vec![host_path("params", cache, "DirectoryOrCreate")]),
-            ..Default::default()
-        }),
-        status: None,
-    })
+    let container = Container {
+        name: "params".into(),
+        args: Some(args),
+        env: Some(vec![EnvVar { name: "FIL_PROOFS_PARAMETER_CACHE".into(), value: Some(cache.clone()), ..Default::default() }]),
+        volume_mounts: Some(vec![mount("params", cache, false)]),
+        ..Default::default()
+    };
+    let metadata = ObjectMeta {
+        name: Some(params_pod_name(name, node)),
+        namespace: pool.metadata.namespace.clone(),
+        labels: Some(labels),
+        owner_references: Some(vec![owner]),
+        ..Default::default()
+    };
+    Ok(pool_pod(pool, metadata, node, container, vec![host_path("params", cache, "DirectoryOrCreate")]))
 }
