@@ -271,9 +271,6 @@ impl MinerActor {
                 )));
             }
         }
-        if params.sector_activations.iter().any(|a| !a.pieces.is_empty()) {
-            return Err(illegal_argument("the simulator activates committed-capacity sectors only (pieces must be empty)"));
-        }
 
         // Per-sector outcome: Ok(index into `candidates`) or a failure code.
         let mut failures: BTreeMap<usize, ActorError> = BTreeMap::new();
@@ -312,6 +309,26 @@ impl MinerActor {
                         "sector prove-commit proof of size {size} exceeds max size of {max}"
                     )));
                 }
+            }
+        }
+
+        // As the actor does: the CommD the pieces make must be the precommitted unsealed CID
+        // (no pieces: the zero CommD, declared as none).
+        for (i, pc) in &candidates {
+            let pieces = &params.sector_activations[*i].pieces;
+            let declared = pc.info.unsealed_cid.0.as_ref().map(commitment).transpose()?;
+            let matches = if pieces.is_empty() {
+                declared.is_none()
+            } else {
+                let infos = pieces.iter().map(|p| Ok((commitment(&p.cid)?, p.size.0))).collect::<Result<Vec<_>, ActorError>>()?;
+                let computed = env
+                    .verifier
+                    .comm_d_of_pieces(pc.info.seal_proof, &infos)
+                    .map_err(|e| illegal_argument(format!("cannot compute CommD of the pieces of sector {}: {e}", pc.info.sector_number)))?;
+                declared == Some(computed)
+            };
+            if !matches {
+                failures.insert(*i, illegal_argument(format!("the pieces of sector {} do not make its precommitted unsealed CID", pc.info.sector_number)));
             }
         }
 

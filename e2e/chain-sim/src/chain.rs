@@ -388,6 +388,10 @@ mod tests {
     struct Fake;
 
     impl ProofVerifier for Fake {
+        fn comm_d_of_pieces(&self, _: RegisteredSealProof, pieces: &[([u8; 32], u64)]) -> Result<[u8; 32], String> {
+            pieces.first().map(|p| p.0).ok_or_else(|| "no pieces".to_owned())
+        }
+
         fn zero_comm_d(&self, _: RegisteredSealProof) -> Result<[u8; 32], String> {
             Ok([0; 32])
         }

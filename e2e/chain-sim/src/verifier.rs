@@ -30,6 +30,10 @@ pub trait ProofVerifier: Send + Sync + 'static {
     /// The CommD of an all-zero (committed-capacity) sector, which a `null` unsealed CID stands for.
     fn zero_comm_d(&self, seal_proof: RegisteredSealProof) -> Result<[u8; 32], String>;
 
+    /// The CommD of a sector holding `pieces` (CommP, padded size) in order, as the actor computes
+    /// it from the activation manifest.
+    fn comm_d_of_pieces(&self, seal_proof: RegisteredSealProof, pieces: &[([u8; 32], u64)]) -> Result<[u8; 32], String>;
+
     /// `Ok(false)` or `Err` both mean "invalid"; `Err` carries the library's reason.
     fn verify_seal(&self, miner_id: u64, info: &SealVerifyInfo, proof: &[u8]) -> Result<bool, String>;
 
@@ -90,6 +94,17 @@ fn window_post_proof(p: RegisteredPoStProof) -> Result<proofs::RegisteredPoStPro
 impl ProofVerifier for FilecoinProofs {
     fn zero_comm_d(&self, seal_proof: RegisteredSealProof) -> Result<[u8; 32], String> {
         proofs::seal::compute_comm_d(self::seal_proof(seal_proof)?, &[]).map_err(|e| format!("{e:#}"))
+    }
+
+    fn comm_d_of_pieces(&self, seal_proof: RegisteredSealProof, pieces: &[([u8; 32], u64)]) -> Result<[u8; 32], String> {
+        let infos = pieces
+            .iter()
+            .map(|(commitment, padded)| {
+                let size = proofs::UnpaddedBytesAmount::from(proofs::PaddedBytesAmount(*padded));
+                proofs::PieceInfo::new(*commitment, size).map_err(|e| format!("{e:#}"))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        proofs::seal::compute_comm_d(self::seal_proof(seal_proof)?, &infos).map_err(|e| format!("{e:#}"))
     }
 
     fn verify_seal(&self, miner_id: u64, info: &SealVerifyInfo, proof: &[u8]) -> Result<bool, String> {
