@@ -171,8 +171,19 @@ fn run_operator_tasks(sector: &Sector, record: &mut SectorRecord, now: Timestamp
         let event = match work(spec.plan, record.state) {
             Some(Work::Operator(OperatorTask::Allocate)) => match (spec.plan, spec.sector_number) {
                 (Plan::Sealer, Some(number)) => Event::Allocate { sector_number: number },
-                // Allocation from the chain, and the lookups of snapup/rebuild, are the chain bridge's.
-                _ => return Ok(()),
+                // Allocation from the chain is the chain bridge's.
+                (Plan::Sealer, None) => return Ok(()),
+                (plan, _) => {
+                    let error = StepError::new(
+                        ErrorLevel::Permanent,
+                        OperatorTask::Allocate.as_str(),
+                        format!("the {plan} plan is not supported yet (its sector lookups on chain are missing); abort the sector"),
+                    );
+                    let (next, _) = crate::core::retry::on_error(record, error, &RetryPolicy::default(), now);
+                    *record = next;
+                    notes.push(Note { warning: true, reason: "PermanentError", message: format!("the {plan} plan is not supported yet") });
+                    return Ok(());
+                }
             },
             Some(Work::Operator(OperatorTask::AcquireDeals)) => Event::AcquireDeals,
             Some(Work::Operator(OperatorTask::ConfirmPersisted)) => Event::SubmitPersistance,
