@@ -55,9 +55,15 @@ stop
 scripts/setup.sh
 scripts/params.sh
 cargo build --release --locked -p sealing-operator -p sealer-pod -p sealing-e2e -p chain-sim
-bin="${CARGO_TARGET_DIR:-target}/release"
-bin=$(cd "$bin" && pwd)
-mkdir -p "$demo/store" "$demo/nodes"
+build="${CARGO_TARGET_DIR:-target}/release"
+# The steps run as an unprivileged user, who may not reach the build directory (under a 0700
+# home, say): like an image, their binaries are readable by everyone.
+bin="$demo/bin"
+mkdir -p "$bin" "$demo/store" "$demo/nodes"
+chmod 755 "$demo"
+for b in sealer-pod node-agent chain-sim sealing-operator kubectl-sealing; do
+  install -m 0755 "$build/$b" "$bin/$b"
+done
 chmod 777 "$demo/store"
 
 log "starting the control plane"

@@ -11,6 +11,71 @@ pub struct Config {
     pub chain: ChainConfig,
     #[serde(default)]
     pub batching: BatchingConfig,
+    #[serde(default)]
+    pub proving: ProvingConfig,
+}
+
+/// Window PoSt: where the ProvingDeadline resources live and how much room to keep around the
+/// epochs the chain reports for each deadline.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProvingConfig {
+    /// Namespace of the ProvingDeadline resources and their pods; the operator's own when unset.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// The proving check of a deadline starts this many challenge windows before its fault
+    /// cutoff (Lotus: 2).
+    #[serde(default = "default_check_windows_ahead")]
+    pub check_windows_ahead: i64,
+    /// Epochs a fault or recovery declaration needs to land before the cutoff.
+    #[serde(default = "default_message_margin")]
+    pub message_margin_epochs: i64,
+    /// Epochs after the challenge epoch before its randomness is used.
+    #[serde(default = "default_challenge_confidence")]
+    pub challenge_confidence: i64,
+    /// Partitions per SubmitWindowedPoSt (the actors accept 3).
+    #[serde(default = "default_partitions_per_message")]
+    pub max_partitions_per_message: usize,
+}
+
+fn default_check_windows_ahead() -> i64 {
+    2
+}
+
+fn default_message_margin() -> i64 {
+    2
+}
+
+fn default_challenge_confidence() -> i64 {
+    1
+}
+
+fn default_partitions_per_message() -> usize {
+    3
+}
+
+impl Default for ProvingConfig {
+    fn default() -> Self {
+        Self {
+            namespace: None,
+            check_windows_ahead: default_check_windows_ahead(),
+            message_margin_epochs: default_message_margin(),
+            challenge_confidence: default_challenge_confidence(),
+            max_partitions_per_message: default_partitions_per_message(),
+        }
+    }
+}
+
+impl ProvingConfig {
+    pub fn timing(&self) -> crate::core::proving::Timing {
+        crate::core::proving::Timing {
+            check_windows_ahead: self.check_windows_ahead,
+            message_margin: self.message_margin_epochs,
+            challenge_confidence: self.challenge_confidence,
+            max_partitions_per_message: self.max_partitions_per_message,
+            ..Default::default()
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]

@@ -1,4 +1,5 @@
-//! `sealing-operator run`: the Sector and SealingPool controllers, with health endpoints.
+//! `sealing-operator run`: the Sector, SealingPool and proving controllers and the chain bridge,
+//! with health endpoints.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -18,6 +19,7 @@ use kube::runtime::{Controller, watcher};
 use kube::{Api, Client, ResourceExt};
 use sealing_operator::config::Config;
 use sealing_operator::controllers::bridge::{self, Bridge};
+use sealing_operator::controllers::proving::Prover;
 use sealing_operator::controllers::{Context, pool, sector};
 use sealing_operator::crd::{SealingPool, Sector};
 use sealing_operator::pods::MANAGED_BY;
@@ -77,9 +79,15 @@ async fn run(config_path: PathBuf, listen: SocketAddr) -> anyhow::Result<()> {
         })
         .shutdown_on_signal();
 
+    let pool_store = pool_controller.store();
+
     let token = bridge::token(&ctx, &ctx.config).await?;
-    let chain_bridge = Bridge::new(ctx.clone(), sector_store.clone(), token)?;
+    let chain_bridge = Bridge::new(ctx.clone(), sector_store.clone(), token.clone())?;
     let bridge_task = tokio::spawn(chain_bridge.run());
+    let own_namespace = std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "sealing-system".into());
+    let proving_namespace = ctx.config.proving.namespace.clone().unwrap_or(own_namespace);
+    let prover = Prover::new(ctx.clone(), sector_store.clone(), pool_store, token, proving_namespace)?;
+    let prover_task = tokio::spawn(prover.run());
 
     ready.store(true, Ordering::Relaxed);
     tracing::info!("controllers started");
@@ -98,6 +106,7 @@ async fn run(config_path: PathBuf, listen: SocketAddr) -> anyhow::Result<()> {
         });
     tokio::join!(sector_run, pool_run);
     bridge_task.abort();
+    prover_task.abort();
     health.abort();
     tracing::info!("controllers stopped");
     Ok(())

@@ -11,9 +11,10 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::Resource;
 use kube::api::ObjectMeta;
 
+use crate::core::outcome::PodEnd;
 use crate::core::record::{RunningStep, SectorRecord};
 use crate::core::work::Step;
-use crate::crd::{ParamsSource, PhaseSettings, Phases, PieceSource, SealingPool, Sector};
+use crate::crd::{ParamsSource, PhaseSettings, Phases, PieceSource, ProvingDeadline, SealingPool, Sector};
 
 pub const MANAGED_BY: &str = "sealing-operator";
 pub const LABEL_SECTOR: &str = "sealing.filecoin.io/sector";
@@ -146,19 +147,7 @@ pub fn step_pod(sector: &Sector, pool: &SealingPool, record: &SectorRecord, runn
     });
     env.push(EnvVar { name: "RUST_LOG".into(), value: Some("info".into()), ..Default::default() });
 
-    let settings = phase(&pool.spec.phases, step);
-    let mut requests = BTreeMap::new();
-    let mut limits = BTreeMap::new();
-    if let Some(cpu) = &settings.cpu {
-        requests.insert("cpu".to_owned(), cpu.clone());
-    }
-    if let Some(memory) = &settings.memory {
-        requests.insert("memory".to_owned(), memory.clone());
-        limits.insert("memory".to_owned(), memory.clone());
-    }
-    if settings.gpus > 0 {
-        limits.insert(pool.spec.gpu_resource.clone(), Quantity(settings.gpus.to_string()));
-    }
+    let resources = resources(pool, phase(&pool.spec.phases, step), true);
 
     let labels = BTreeMap::from([
         ("app.kubernetes.io/managed-by".to_owned(), MANAGED_BY.to_owned()),
@@ -173,11 +162,7 @@ pub fn step_pod(sector: &Sector, pool: &SealingPool, record: &SectorRecord, runn
         args: Some(args),
         env: Some(env),
         volume_mounts: Some(mounts),
-        resources: Some(ResourceRequirements {
-            requests: (!requests.is_empty()).then_some(requests),
-            limits: (!limits.is_empty()).then_some(limits),
-            ..Default::default()
-        }),
+        resources: Some(resources),
         ..Default::default()
     };
     let metadata = ObjectMeta {
@@ -187,12 +172,13 @@ pub fn step_pod(sector: &Sector, pool: &SealingPool, record: &SectorRecord, runn
         owner_references: Some(vec![owner]),
         ..Default::default()
     };
-    Ok(pool_pod(pool, metadata, &running.node, container, volumes))
+    Ok(pool_pod(pool, metadata, Some(&running.node), container, volumes))
 }
 
 /// A pod of the pool's image on `node`, as every pod the operator starts is: never restarted,
 /// no service-account token, unprivileged, with the pool's placement and tolerations.
-fn pool_pod(pool: &SealingPool, metadata: ObjectMeta, node: &str, container: Container, volumes: Vec<Volume>) -> Pod {
+/// `node` pins the pod; without it kube-scheduler picks any node the pool allows.
+fn pool_pod(pool: &SealingPool, metadata: ObjectMeta, node: Option<&str>, container: Container, volumes: Vec<Volume>) -> Pod {
     let container = Container {
         image: Some(pool.spec.image.clone()),
         image_pull_policy: pool.spec.image_pull_policy.clone(),
@@ -207,7 +193,10 @@ fn pool_pod(pool: &SealingPool, metadata: ObjectMeta, node: &str, container: Con
             automount_service_account_token: Some(false),
             enable_service_links: Some(false),
             node_selector: (!pool.spec.node_selector.is_empty()).then(|| pool.spec.node_selector.clone()),
-            affinity: Some(pin_to_node(pool.spec.affinity.clone(), node)),
+            affinity: match node {
+                Some(node) => Some(pin_to_node(pool.spec.affinity.clone(), node)),
+                None => pool.spec.affinity.clone(),
+            },
             tolerations: (!pool.spec.tolerations.is_empty()).then(|| pool.spec.tolerations.clone()),
             security_context: Some(PodSecurityContext {
                 run_as_non_root: Some(true),
@@ -220,6 +209,27 @@ fn pool_pod(pool: &SealingPool, metadata: ObjectMeta, node: &str, container: Con
             ..Default::default()
         }),
         status: None,
+    }
+}
+
+/// A phase's CPU, memory and (when `gpus` says so) GPU requests.
+fn resources(pool: &SealingPool, settings: &PhaseSettings, gpus: bool) -> ResourceRequirements {
+    let mut requests = BTreeMap::new();
+    let mut limits = BTreeMap::new();
+    if let Some(cpu) = &settings.cpu {
+        requests.insert("cpu".to_owned(), cpu.clone());
+    }
+    if let Some(memory) = &settings.memory {
+        requests.insert("memory".to_owned(), memory.clone());
+        limits.insert("memory".to_owned(), memory.clone());
+    }
+    if gpus && settings.gpus > 0 {
+        limits.insert(pool.spec.gpu_resource.clone(), Quantity(settings.gpus.to_string()));
+    }
+    ResourceRequirements {
+        requests: (!requests.is_empty()).then_some(requests),
+        limits: (!limits.is_empty()).then_some(limits),
+        ..Default::default()
     }
 }
 
@@ -300,5 +310,113 @@ pub fn params_pod(pool: &SealingPool, node: &str) -> Result<Pod, PodError> {
         owner_references: Some(vec![owner]),
         ..Default::default()
     };
-    Ok(pool_pod(pool, metadata, node, container, vec![host_path("params", cache, "DirectoryOrCreate")]))
+    Ok(pool_pod(pool, metadata, Some(node), container, vec![host_path("params", cache, "DirectoryOrCreate")]))
+}
+
+/// How a pod the operator started ended, once it has.
+pub fn ended(pod: &Pod) -> Option<PodEnd> {
+    let status = pod.status.as_ref()?;
+    let terminated = status
+        .container_statuses
+        .as_ref()
+        .and_then(|cs| cs.first())
+        .and_then(|c| c.state.as_ref())
+        .and_then(|s| s.terminated.as_ref());
+    match (terminated, status.phase.as_deref()) {
+        (Some(t), Some("Succeeded" | "Failed")) => {
+            Some(PodEnd { exit_code: t.exit_code, message: t.message.clone(), reason: t.reason.clone() })
+        }
+        // Failed before its container ran (an unknown image, an admission error).
+        (None, Some("Failed")) => Some(PodEnd { exit_code: -1, message: status.message.clone(), reason: status.reason.clone() }),
+        _ => None,
+    }
+}
+
+pub const LABEL_DEADLINE: &str = "sealing.filecoin.io/deadline";
+pub const LABEL_PROVING_TASK: &str = "sealing.filecoin.io/proving-task";
+
+/// A sealed sector a proving pod reads from long-term storage.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredReplica {
+    pub sector_number: u64,
+    pub comm_r: String,
+    /// The pool's store path (mounted read-only) and the sector's directory below it.
+    pub store_path: String,
+    pub subdir: String,
+}
+
+/// What a proving pod does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProvingTask {
+    /// `proving-check`: which sectors' files are missing or do not prove (no GPU).
+    Check,
+    /// `window-post` with the challenge randomness (hex).
+    WindowPost { randomness: String },
+}
+
+/// A proving pod of a ProvingDeadline, on any node the pool allows (the data is in long-term
+/// storage, which every node mounts), owned by the deadline so it goes with it.
+pub fn proving_pod(
+    deadline: &ProvingDeadline,
+    pool: &SealingPool,
+    name: &str,
+    task: &ProvingTask,
+    replicas: &[StoredReplica],
+) -> Result<Pod, PodError> {
+    let owner = deadline.controller_owner_ref(&()).ok_or(PodError::Metadata("uid"))?;
+    let deadline_name = deadline.metadata.name.as_deref().ok_or(PodError::Metadata("name"))?;
+    let (verb, gpus) = match task {
+        ProvingTask::Check => ("proving-check", false),
+        ProvingTask::WindowPost { .. } => ("window-post", true),
+    };
+    let mut args: Vec<String> =
+        vec![verb.into(), "--miner".into(), deadline.spec.miner.clone(), "--sector-size".into(), pool.spec.sector_size.as_str().into()];
+    if let ProvingTask::WindowPost { randomness } = task {
+        args.extend(["--randomness".into(), randomness.clone()]);
+    }
+    let mut stores: Vec<&str> = replicas.iter().map(|r| r.store_path.as_str()).collect();
+    stores.sort_unstable();
+    stores.dedup();
+    for replica in replicas {
+        let k = stores.iter().position(|s| *s == replica.store_path).unwrap_or_default();
+        let dir = format!("{STORE_MOUNT}/{k}/{}", replica.subdir);
+        args.extend(["--sector".into(), format!("{},{},{dir}/sealed,{dir}/cache", replica.sector_number, replica.comm_r)]);
+    }
+    let mut volumes = Vec::new();
+    let mut mounts = Vec::new();
+    for (k, store) in stores.iter().enumerate() {
+        let volume = format!("store-{k}");
+        volumes.push(host_path(&volume, store, "Directory"));
+        mounts.push(mount(&volume, &format!("{STORE_MOUNT}/{k}"), true));
+    }
+    let cache = &pool.spec.params.cache_path;
+    if gpus {
+        volumes.push(host_path("params", cache, "Directory"));
+        mounts.push(mount("params", cache, true));
+    }
+    let env = vec![
+        EnvVar { name: "FIL_PROOFS_PARAMETER_CACHE".into(), value: Some(cache.clone()), ..Default::default() },
+        EnvVar { name: "RUST_LOG".into(), value: Some("info".into()), ..Default::default() },
+    ];
+    let labels = BTreeMap::from([
+        ("app.kubernetes.io/managed-by".to_owned(), MANAGED_BY.to_owned()),
+        (LABEL_DEADLINE.to_owned(), deadline_name.to_owned()),
+        (LABEL_PROVING_TASK.to_owned(), verb.to_owned()),
+    ]);
+    let container = Container {
+        name: "proving".into(),
+        args: Some(args),
+        env: Some(env),
+        volume_mounts: Some(mounts),
+        resources: Some(resources(pool, &pool.spec.phases.window_post, gpus)),
+        ..Default::default()
+    };
+    let metadata = ObjectMeta {
+        name: Some(name.to_owned()),
+        namespace: deadline.metadata.namespace.clone(),
+        labels: Some(labels),
+        owner_references: Some(vec![owner]),
+        ..Default::default()
+    };
+    Ok(pool_pod(pool, metadata, None, container, volumes))
 }

@@ -418,8 +418,9 @@ impl MinerActor {
         );
     }
 
-    /// Puts a new sector in the least-loaded deadline that may change now, filling its last
-    /// partition before opening a new one.
+    /// Puts a new sector in a deadline that may change now, as the actors' `assign_deadlines`
+    /// ranks them: deadlines with a partial partition first, then the fewest partitions after
+    /// the assignment, the fewest sectors, the lowest index.
     fn assign_deadline(&mut self, curr: ChainEpoch) -> (u64, u64) {
         let w = &self.setup.policy.window_post;
         let period_start = current_proving_period_start(self.setup.proving_period_offset, curr, w);
@@ -428,7 +429,8 @@ impl MinerActor {
             .filter(|d| deadline_is_mutable(period_start, *d, curr, w))
             .min_by_key(|d| {
                 let live: u64 = self.deadlines[*d as usize].partitions.iter().map(|p| p.all.len()).sum();
-                (live.div_ceil(size.max(1)), live, *d)
+                let full_now = live % size.max(1) == 0;
+                (full_now, (live + 1).div_ceil(size.max(1)), live, *d)
             })
             // Every deadline is mutable at some point of the period except the current and next.
             .unwrap_or((self.deadline_info(curr).index + 2) % w.period_deadlines);

@@ -84,6 +84,15 @@ pub struct Binaries {
     dirs: Vec<PathBuf>,
 }
 
+/// The binaries tests run in pods or as other users.
+const WORKSPACE_BINARIES: [&str; 5] = [
+    "node-agent",
+    "sealer-pod",
+    "sealing-operator",
+    "chain-sim",
+    "kubectl-sealing",
+];
+
 impl Binaries {
     pub fn from_current_exe() -> Result<Self, HarnessError> {
         let exe =
@@ -116,6 +125,40 @@ impl Binaries {
         })
     }
 
+    /// Copies the workspace's binaries into `stage` (mode 0755) and looks there first.
+    ///
+    /// Pods run as `runAsUser` and one test runs a node agent as `nobody`: neither may be able
+    /// to reach the build directory (CI builds under `/root`, which is mode 0700), just as a
+    /// container cannot see the host's files. An image's files are readable by every user.
+    pub fn staged(self, stage: &Path) -> Result<Self, HarnessError> {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(stage).map_err(|e| HarnessError::io(stage, e))?;
+        for dir in stage.ancestors().take_while(|d| !d.as_os_str().is_empty()) {
+            let mode = std::fs::metadata(dir).map(|m| m.permissions().mode()).unwrap_or(0);
+            if mode & 0o011 != 0o011 {
+                return Err(HarnessError::io(
+                    dir,
+                    std::io::Error::new(
+                        std::io::ErrorKind::PermissionDenied,
+                        "other users cannot traverse this directory, so unprivileged pods could not run the staged binaries; choose another SEALING_E2E_RUN_DIR",
+                    ),
+                ));
+            }
+        }
+        for name in WORKSPACE_BINARIES {
+            let Ok(source) = self.path(name) else { continue };
+            let target = stage.join(name);
+            let partial = stage.join(format!(".{name}.partial"));
+            std::fs::copy(&source, &partial).map_err(|e| HarnessError::io(&source, e))?;
+            std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o755))
+                .map_err(|e| HarnessError::io(&partial, e))?;
+            std::fs::rename(&partial, &target).map_err(|e| HarnessError::io(&target, e))?;
+        }
+        let mut dirs = vec![stage.to_owned()];
+        dirs.extend(self.dirs);
+        Ok(Binaries { dirs })
+    }
+
     /// Where binary `name` is, or would be once built.
     pub fn expected(&self, name: &str) -> PathBuf {
         self.path(name).unwrap_or_else(|_| self.dirs[0].join(name))
@@ -145,6 +188,7 @@ impl Cluster {
                 std::env::temp_dir().join(format!("sealing-e2e-{}", std::process::id()))
             });
         std::fs::create_dir_all(&run_dir).map_err(|e| HarnessError::io(&run_dir, e))?;
+        let binaries = binaries.staged(&run_dir.join("bin"))?;
         if let Some(path) = std::env::var_os("SEALING_E2E_KUBECONFIG") {
             let kubeconfig = PathBuf::from(path);
             let client = client_for(&kubeconfig).await?;

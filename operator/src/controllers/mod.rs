@@ -3,6 +3,7 @@
 pub mod bridge;
 pub mod conditions;
 pub mod pool;
+pub mod proving;
 pub mod sector;
 
 use std::sync::Arc;

@@ -15,7 +15,7 @@ use kube::{Api, ResourceExt};
 use super::conditions::{Desired, set};
 use super::{Context, Error, Note, publish};
 use crate::core::control::{ControlAction, abort, control_action, pause, resume};
-use crate::core::outcome::{Completion, PodEnd, complete, step_outcome};
+use crate::core::outcome::{Completion, complete, step_outcome};
 use crate::core::record::{PauseReason, SectorRecord};
 use crate::core::retry::{Outcome, RetryPolicy};
 use crate::core::work::{Hold, OperatorTask, Work, hold, work};
@@ -96,7 +96,7 @@ async fn apply_sector(sector: Arc<Sector>, ctx: &Context) -> Result<Action, Erro
                     }
                 }
                 Some(pod) => {
-                    if let Some(end) = ended(&pod) {
+                    if let Some(end) = crate::pods::ended(&pod) {
                         let outcome = step_outcome(running.step, &end);
                         let (record, how) = complete(plan, &status.record, outcome, &policy, now)?;
                         status.record = record;
@@ -219,25 +219,6 @@ fn completion_note(record: &SectorRecord, step: &str, how: &Completion) -> Note 
         Completion::Failed(Outcome::Aborted) => {
             Note { warning: true, reason: "AbortError", message: format!("{step}: {error}; the sector is aborted") }
         }
-    }
-}
-
-/// How a step pod ended, once it has.
-fn ended(pod: &Pod) -> Option<PodEnd> {
-    let status = pod.status.as_ref()?;
-    let terminated = status
-        .container_statuses
-        .as_ref()
-        .and_then(|cs| cs.first())
-        .and_then(|c| c.state.as_ref())
-        .and_then(|s| s.terminated.as_ref());
-    match (terminated, status.phase.as_deref()) {
-        (Some(t), Some("Succeeded" | "Failed")) => {
-            Some(PodEnd { exit_code: t.exit_code, message: t.message.clone(), reason: t.reason.clone() })
-        }
-        // Failed before its container ran (an unknown image, an admission error).
-        (None, Some("Failed")) => Some(PodEnd { exit_code: -1, message: status.message.clone(), reason: status.reason.clone() }),
-        _ => None,
     }
 }
 

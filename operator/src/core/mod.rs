@@ -6,6 +6,7 @@ pub mod error;
 pub mod lotus;
 pub mod outcome;
 pub mod proof;
+pub mod proving;
 pub mod record;
 pub mod retry;
 pub mod schedule;

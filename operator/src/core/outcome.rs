@@ -45,10 +45,14 @@ pub struct PodEnd {
 /// The event a finished step pod produced, or its error with the level it reported. A pod that
 /// died without a readable result (killed, out of memory, a crash) is a temporary error.
 pub fn step_outcome(step: Step, end: &PodEnd) -> Result<Event, StepError> {
-    let name = step.as_str();
+    event_for(step, &step_result(step.as_str(), end)?)
+}
+
+/// The `result` of a finished sealer-pod run, or its error with the level it reported.
+pub fn step_result(name: &str, end: &PodEnd) -> Result<Value, StepError> {
     let doc = end.message.as_deref().and_then(|m| serde_json::from_str::<ResultDoc>(m.trim()).ok());
     match doc {
-        Some(ResultDoc { ok: true, result, .. }) if end.exit_code == 0 => event_for(step, &result),
+        Some(ResultDoc { ok: true, result, .. }) if end.exit_code == 0 => Ok(result),
         Some(ResultDoc { ok: false, error: Some(error), .. }) => Err(StepError::new(error.level, name, error.message)),
         _ => {
             let level = match end.exit_code {

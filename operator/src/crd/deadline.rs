@@ -4,6 +4,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
+use crate::core::proving::ProvingRecord;
+
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "sealing.filecoin.io",
@@ -23,6 +25,7 @@ use serde::{Deserialize, Serialize};
     printcolumn(name = "Recovering", type_ = "integer", json_path = ".status.recovering"),
     printcolumn(name = "Proven", type_ = "integer", json_path = ".status.provenPartitions"),
     printcolumn(name = "Open", type_ = "integer", json_path = ".status.open"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     printcolumn(name = "Last Result", type_ = "string", json_path = ".status.lastSubmission.result"),
     printcolumn(name = "Challenge", type_ = "integer", json_path = ".status.challenge", priority = 1),
     printcolumn(name = "Fault Cutoff", type_ = "integer", json_path = ".status.faultCutoff", priority = 1),
@@ -56,7 +59,9 @@ pub struct Submission {
     pub epoch: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i64>,
-    /// Accepted, Rejected, Missed (no proof before the deadline closed) or Pending.
+    /// Proven (every partition that needed a proof got one accepted), Missed (a partition had
+    /// no accepted proof when the deadline closed: its sectors are faulty now), Accepted or
+    /// Rejected (one message of a deadline still open), Pending (sent, not landed yet).
     pub result: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
@@ -91,6 +96,17 @@ pub struct ProvingDeadlineStatus {
     pub proven_partitions: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_submission: Option<Submission>,
+    /// Where the current instance stands: Waiting, Checking, Declaring, Proving, Submitting,
+    /// Proven, Missed or NothingToProve.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// What the operator did for the current instance: the proving check's verdict, the
+    /// declarations and the PoSt batches with their messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current: Option<ProvingRecord>,
+    /// The last problem (a failed pod, a chain error), cleared by the next instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

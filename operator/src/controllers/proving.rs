@@ -1,0 +1,603 @@
+//! The proving controller: keeps every sealed sector proven. For each miner of a SealingPool it
+//! keeps one ProvingDeadline per deadline index (in the operator's namespace), with the epochs,
+//! partitions and faults the chain reports, and carries out what `core::proving` plans: proving
+//! checks and fault/recovery declarations before the fault cutoff, window PoSt pods at the
+//! challenge epoch, SubmitWindowedPoSt before the deadline closes.
+//!
+//! Every pod name and MsgUuid is derived from (deadline, proving period, batch, attempt), so a
+//! restart at any point finds the pod it started and pushes the message it pushed before.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use cid::Cid;
+use filecoin_chain::client::ClientConfig;
+use filecoin_chain::deadline::DeadlineInfo;
+use filecoin_chain::message::MessageSendSpec;
+use filecoin_chain::methods::{MinerMethod, miner_message};
+use filecoin_chain::miner::Partition;
+use filecoin_chain::msg_uuid::msg_uuid;
+use filecoin_chain::params::{
+    DeclareFaultsParams, DeclareFaultsRecoveredParams, FaultDeclaration, PoStPartition, RecoveryDeclaration,
+    SubmitWindowedPoStParams,
+};
+use filecoin_chain::randomness::{DomainSeparationTag, miner_entropy};
+use filecoin_chain::tipset::TipSetKey;
+use filecoin_chain::{ApiToken, ChainAddress, ChainEpoch, ClientError, LotusClient};
+use fvm_ipld_bitfield::BitField;
+use fvm_shared::econ::TokenAmount;
+use fvm_shared::randomness::Randomness;
+use fvm_shared::sector::PoStProof;
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::runtime::reflector::Store;
+use kube::{Api, ResourceExt};
+use serde_json::{Value, json};
+
+use super::{Context, Note, publish};
+use crate::core::outcome::step_result;
+use crate::core::proving::{
+    Action, CheckResult, Declaration, DeclarationKind, InstanceEnd, PartitionView, ProvingRecord, Timing, Window, plan,
+    retry_batch, roll,
+};
+use crate::core::record::ChainMessage;
+use crate::crd::{ProvingDeadline, ProvingDeadlineSpec, ProvingDeadlineStatus, SealingPool, Sector, Submission};
+use crate::pods::{ProvingTask, StoredReplica, ended, proving_pod, sector_subdir};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProvingError {
+    #[error(transparent)]
+    Chain(#[from] ClientError),
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("building a proving pod: {0}")]
+    Pod(#[from] crate::pods::PodError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn invalid(message: impl Into<String>) -> ProvingError {
+    ProvingError::Invalid(message.into())
+}
+
+/// A miner's sealed sectors that the operator knows: where their files are, and which pool
+/// proves them.
+struct Replicas {
+    by_number: BTreeMap<u64, (StoredReplica, Arc<SealingPool>)>,
+}
+
+pub struct Prover {
+    ctx: Arc<Context>,
+    lotus: LotusClient,
+    sectors: Store<Sector>,
+    pools: Store<SealingPool>,
+    namespace: String,
+    timing: Timing,
+    /// Partitions per (miner, deadline) and the epoch they were read at.
+    partitions: HashMap<(String, u64), (ChainEpoch, Vec<Partition>)>,
+}
+
+impl Prover {
+    pub fn new(
+        ctx: Arc<Context>,
+        sectors: Store<Sector>,
+        pools: Store<SealingPool>,
+        token: Option<ApiToken>,
+        namespace: String,
+    ) -> Result<Self, ProvingError> {
+        let lotus = LotusClient::new(ClientConfig::new(ctx.config.chain.endpoint.clone(), token))
+            .map_err(|e| invalid(format!("the chain client: {e}")))?;
+        let timing = ctx.config.proving.timing();
+        Ok(Self { ctx, lotus, sectors, pools, namespace, timing, partitions: HashMap::new() })
+    }
+
+    /// Runs until the process is told to stop.
+    pub async fn run(mut self) {
+        let interval = Duration::from_secs(self.ctx.config.chain.poll_interval_seconds.max(1));
+        tracing::info!(namespace = %self.namespace, "proving controller started");
+        loop {
+            if let Err(error) = self.tick().await {
+                tracing::warn!(%error, "proving");
+            }
+            tokio::time::sleep(interval).await;
+        }
+    }
+
+    async fn tick(&mut self) -> Result<(), ProvingError> {
+        let head = self.lotus.chain_head().await?.height;
+        let miners: BTreeSet<String> = self.pools.state().iter().map(|p| p.spec.miner.clone()).collect();
+        let api: Api<ProvingDeadline> = Api::namespaced(self.ctx.client.clone(), &self.namespace);
+        let existing: HashMap<String, ProvingDeadline> =
+            api.list(&Default::default()).await?.items.into_iter().map(|d| (d.name_any(), d)).collect();
+        for miner in miners {
+            if let Err(error) = self.miner(&miner, head, &existing).await {
+                tracing::warn!(%miner, %error, "proving");
+            }
+        }
+        Ok(())
+    }
+
+    async fn miner(&mut self, miner: &str, head: ChainEpoch, existing: &HashMap<String, ProvingDeadline>) -> Result<(), ProvingError> {
+        let address = ChainAddress::from_str(miner).map_err(|e| invalid(e.to_string()))?;
+        let current = self.lotus.state_miner_proving_deadline(&address, &TipSetKey::head()).await?;
+        let policy = current.policy();
+        let deadlines = self.lotus.state_miner_deadlines(&address, &TipSetKey::head()).await?;
+        let replicas = self.replicas(miner);
+        for index in 0..policy.period_deadlines {
+            let info = DeadlineInfo::new(current.period_start, index, head, &policy).next_not_elapsed();
+            let name = deadline_name(miner, index);
+            let deadline = match existing.get(&name) {
+                Some(d) => d.clone(),
+                None => self.create(&name, miner, index).await?,
+            };
+            let partitions = self.partitions(&address, miner, &info, head).await?;
+            let proven = deadlines.get(index as usize).map_or(0, |d| d.post_submissions.len() as u32);
+            self.deadline(&deadline, &address, &info, &partitions, proven, &replicas, head).await?;
+        }
+        Ok(())
+    }
+
+    async fn create(&self, name: &str, miner: &str, index: u64) -> Result<ProvingDeadline, ProvingError> {
+        let api: Api<ProvingDeadline> = Api::namespaced(self.ctx.client.clone(), &self.namespace);
+        let deadline = ProvingDeadline::new(name, ProvingDeadlineSpec { miner: miner.to_owned(), deadline_index: index as u32 });
+        match api.create(&PostParams::default(), &deadline).await {
+            Ok(created) => Ok(created),
+            Err(kube::Error::Api(status)) if status.code == 409 => Ok(api.get(name).await?),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The deadline's partitions: read again every tick while the deadline is close to its
+    /// check or challenge, otherwise once per challenge window.
+    async fn partitions(&mut self, address: &ChainAddress, miner: &str, info: &DeadlineInfo, head: ChainEpoch) -> Result<Vec<PartitionView>, ProvingError> {
+        let key = (miner.to_owned(), info.index);
+        let busy = head >= info.fault_cutoff - (self.timing.check_windows_ahead + 1) * info.wpost_challenge_window;
+        let fresh = self.partitions.get(&key).is_some_and(|(at, _)| !busy && head - at < info.wpost_challenge_window);
+        if !fresh {
+            let read = self.lotus.state_miner_partitions(address, info.index, &TipSetKey::head()).await?;
+            self.partitions.insert(key.clone(), (head, read));
+        }
+        let (_, partitions) = &self.partitions[&key];
+        Ok(partitions
+            .iter()
+            .enumerate()
+            .map(|(i, p)| PartitionView {
+                index: i as u64,
+                live: p.live_sectors.iter().collect(),
+                faulty: p.faulty_sectors.iter().collect(),
+                recovering: p.recovering_sectors.iter().collect(),
+            })
+            .collect())
+    }
+
+    /// Sectors of `miner` that have reached the store, by sector number.
+    fn replicas(&self, miner: &str) -> Replicas {
+        let pools: HashMap<(String, String), Arc<SealingPool>> = self
+            .pools
+            .state()
+            .into_iter()
+            .map(|p| ((p.namespace().unwrap_or_default(), p.name_any()), p))
+            .collect();
+        let mut by_number = BTreeMap::new();
+        for sector in self.sectors.state() {
+            let Some(status) = &sector.status else { continue };
+            let record = &status.record;
+            let (Some(number), Some(comm_r)) = (record.sector_number, &record.comm_r) else { continue };
+            if sector.spec.miner != miner || record.commit.is_none() {
+                continue;
+            }
+            let Some(pool) = pools.get(&(sector.namespace().unwrap_or_default(), sector.spec.pool.clone())) else { continue };
+            let Ok(subdir) = sector_subdir(&sector) else { continue };
+            let replica = StoredReplica { sector_number: number, comm_r: comm_r.clone(), store_path: pool.spec.storage.store_path.clone(), subdir };
+            by_number.insert(number, (replica, pool.clone()));
+        }
+        Replicas { by_number }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn deadline(
+        &self,
+        deadline: &ProvingDeadline,
+        address: &ChainAddress,
+        info: &DeadlineInfo,
+        partitions: &[PartitionView],
+        proven: u32,
+        replicas: &Replicas,
+        head: ChainEpoch,
+    ) -> Result<(), ProvingError> {
+        let before = deadline.status.clone().unwrap_or_default();
+        let mut status = before.clone();
+        let window = Window {
+            period_start: info.period_start,
+            open: info.open,
+            close: info.close,
+            challenge: info.challenge,
+            fault_cutoff: info.fault_cutoff,
+            challenge_window: info.wpost_challenge_window,
+        };
+        let (mut record, ended_instance) = roll(before.current.as_ref(), &window);
+        let mut notes = Vec::new();
+        if let Some(end) = ended_instance {
+            let old = before.current.as_ref();
+            status.last_error = None;
+            if let Some(submission) = instance_submission(end, old, info.index) {
+                notes.push(Note {
+                    warning: end == InstanceEnd::Missed,
+                    reason: if end == InstanceEnd::Missed { "PoStMissed" } else { "PoStProven" },
+                    message: submission.message.clone().unwrap_or_default(),
+                });
+                status.last_submission = Some(submission);
+            }
+        }
+        let actions = plan(&window, partitions, head, &mut record, &self.timing);
+        let job = Job { prover: self, deadline, address, window: &window, index: info.index, replicas };
+        for action in actions {
+            if let Err(error) = job.act(&mut record, action, &mut status, &mut notes).await {
+                tracing::warn!(deadline = %deadline.name_any(), %error, "proving");
+                let message = error.to_string();
+                if status.last_error.as_deref() != Some(message.as_str()) {
+                    notes.push(Note { warning: true, reason: "ProvingError", message: message.clone() });
+                }
+                status.last_error = Some(message);
+            }
+        }
+
+        status.period_start = Some(info.period_start);
+        status.open = Some(info.open);
+        status.close = Some(info.close);
+        status.challenge = Some(info.challenge);
+        status.fault_cutoff = Some(info.fault_cutoff);
+        status.partitions = partitions.len() as u32;
+        status.sectors = partitions.iter().map(|p| p.live.len() as u64).sum();
+        status.faults = partitions.iter().map(|p| p.faulty.len() as u64).sum();
+        status.recovering = partitions.iter().map(|p| p.recovering.len() as u64).sum();
+        status.proven_partitions = proven;
+        status.phase = Some(phase(&record, &window, head, &self.timing).into());
+        status.observed_generation = deadline.metadata.generation;
+        status.current = Some(record);
+        if status != before {
+            let api: Api<ProvingDeadline> = Api::namespaced(self.ctx.client.clone(), &self.namespace);
+            let patch = json!({"status": status});
+            api.patch_status(&deadline.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
+        }
+        publish(&self.ctx, deadline, notes).await;
+        Ok(())
+    }
+}
+
+/// One deadline's tick: what its actions need.
+struct Job<'a> {
+    prover: &'a Prover,
+    deadline: &'a ProvingDeadline,
+    address: &'a ChainAddress,
+    window: &'a Window,
+    index: u64,
+    replicas: &'a Replicas,
+}
+
+impl Job<'_> {
+    async fn act(&self, record: &mut ProvingRecord, action: Action, status: &mut ProvingDeadlineStatus, notes: &mut Vec<Note>) -> Result<(), ProvingError> {
+        match action {
+            Action::Check { sectors } => self.check(record, &sectors, notes).await,
+            Action::Declare(declaration) => self.declare(record, declaration, notes).await,
+            Action::WaitDeclaration(kind) => self.wait_declaration(record, kind, notes).await,
+            Action::Prove { batch, sectors } => self.prove(record, batch, &sectors, notes).await,
+            Action::Submit { batch } => self.submit(record, batch, status, notes).await,
+            Action::WaitSubmission { batch } => self.wait_submission(record, batch, status, notes).await,
+        }
+    }
+
+    fn pods(&self) -> Api<Pod> {
+        Api::namespaced(self.prover.ctx.client.clone(), &self.prover.namespace)
+    }
+
+    fn name(&self) -> String {
+        self.deadline.name_any()
+    }
+
+    fn uid(&self) -> String {
+        self.deadline.metadata.uid.clone().unwrap_or_else(|| self.name())
+    }
+
+    /// The known replicas among `sectors`, the pool to run their pod with, and the unknown ones
+    /// (no Sector resource holds their files: they cannot be proven).
+    fn split(&self, sectors: &BTreeSet<u64>) -> (Vec<StoredReplica>, Option<Arc<SealingPool>>, Vec<u64>) {
+        let mut known = Vec::new();
+        let mut pool = None;
+        let mut unknown = Vec::new();
+        for number in sectors {
+            match self.replicas.by_number.get(number) {
+                Some((replica, p)) => {
+                    known.push(replica.clone());
+                    pool.get_or_insert_with(|| p.clone());
+                }
+                None => unknown.push(*number),
+            }
+        }
+        (known, pool, unknown)
+    }
+
+    /// Finds the pod named `name`, or starts it; its result once it has ended.
+    async fn run_pod(&self, name: &str, task: &ProvingTask, replicas: &[StoredReplica], pool: &SealingPool, notes: &mut Vec<Note>) -> Result<Option<Result<Value, String>>, ProvingError> {
+        let pods = self.pods();
+        let Some(pod) = pods.get_opt(name).await? else {
+            let pod = proving_pod(self.deadline, pool, name, task, replicas)?;
+            match pods.create(&PostParams::default(), &pod).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(status)) if status.code == 409 => {}
+                Err(e) => return Err(e.into()),
+            }
+            notes.push(Note { warning: false, reason: "PodStarted", message: format!("{name} over {} sector(s)", replicas.len()) });
+            return Ok(None);
+        };
+        let Some(end) = ended(&pod) else { return Ok(None) };
+        let step = match task {
+            ProvingTask::Check => "proving-check",
+            ProvingTask::WindowPost { .. } => "window-post",
+        };
+        Ok(Some(step_result(step, &end).map_err(|e| e.message)))
+    }
+
+    async fn check(&self, record: &mut ProvingRecord, sectors: &BTreeSet<u64>, notes: &mut Vec<Note>) -> Result<(), ProvingError> {
+        let (known, pool, unknown) = self.split(sectors);
+        let mut bad: BTreeSet<u64> = unknown.iter().copied().collect();
+        if let Some(pool) = pool {
+            let name = format!("{}-check-{}", self.name(), self.window.period_start);
+            match self.run_pod(&name, &ProvingTask::Check, &known, &pool, notes).await? {
+                None => return Ok(()),
+                Some(Err(error)) => {
+                    notes.push(Note { warning: true, reason: "CheckFailed", message: format!("{name}: {error}") });
+                    record.check = Some(CheckResult { bad: vec![], error: Some(error) });
+                    return Ok(());
+                }
+                Some(Ok(result)) => bad.extend(numbers(&result["bad"])),
+            }
+        }
+        if !bad.is_empty() {
+            let list: Vec<String> = bad.iter().map(u64::to_string).collect();
+            notes.push(Note { warning: true, reason: "BadSectors", message: format!("sectors {} cannot be proven (files missing or corrupt, or unknown to the operator)", list.join(", ")) });
+        }
+        record.check = Some(CheckResult { bad: bad.into_iter().collect(), error: None });
+        Ok(())
+    }
+
+    async fn declare(&self, record: &mut ProvingRecord, mut declaration: Declaration, notes: &mut Vec<Note>) -> Result<(), ProvingError> {
+        let bits = |sectors: &Vec<u64>| BitField::try_from_bits(sectors.iter().copied()).map_err(|e| invalid(format!("sector numbers: {e}")));
+        let (method, sent) = match declaration.kind {
+            DeclarationKind::Faults => {
+                let faults = declaration
+                    .sectors
+                    .iter()
+                    .map(|(p, s)| Ok(FaultDeclaration { deadline: self.index, partition: *p, sectors: bits(s)? }))
+                    .collect::<Result<Vec<_>, ProvingError>>()?;
+                (MinerMethod::DeclareFaults, self.push(MinerMethod::DeclareFaults, &DeclareFaultsParams { faults }, declaration.kind.as_str(), 1).await?)
+            }
+            DeclarationKind::Recoveries => {
+                let recoveries = declaration
+                    .sectors
+                    .iter()
+                    .map(|(p, s)| Ok(RecoveryDeclaration { deadline: self.index, partition: *p, sectors: bits(s)? }))
+                    .collect::<Result<Vec<_>, ProvingError>>()?;
+                let params = DeclareFaultsRecoveredParams { recoveries };
+                (MinerMethod::DeclareFaultsRecovered, self.push(MinerMethod::DeclareFaultsRecovered, &params, declaration.kind.as_str(), 1).await?)
+            }
+        };
+        let sectors: Vec<String> = declaration.sectors.values().flatten().map(u64::to_string).collect();
+        notes.push(Note {
+            warning: declaration.kind == DeclarationKind::Faults,
+            reason: if declaration.kind == DeclarationKind::Faults { "FaultsDeclared" } else { "RecoveriesDeclared" },
+            message: format!("{method:?} for sectors {} in {}", sectors.join(", "), sent.cid),
+        });
+        declaration.message = Some(sent);
+        record.declarations.push(declaration);
+        Ok(())
+    }
+
+    async fn wait_declaration(&self, record: &mut ProvingRecord, kind: DeclarationKind, notes: &mut Vec<Note>) -> Result<(), ProvingError> {
+        let Some(declaration) = record.declarations.iter_mut().find(|d| d.kind == kind) else { return Ok(()) };
+        let Some(message) = declaration.message.as_mut() else { return Ok(()) };
+        if self.landed(message).await? && message.exit_code != Some(0) {
+            notes.push(Note { warning: true, reason: "DeclarationFailed", message: format!("{} {} failed with exit code {:?}", kind.as_str(), message.cid, message.exit_code) });
+        }
+        Ok(())
+    }
+
+    async fn prove(&self, record: &mut ProvingRecord, batch: usize, sectors: &BTreeSet<u64>, notes: &mut Vec<Note>) -> Result<(), ProvingError> {
+        let Some(post) = record.posts.get_mut(batch) else { return Ok(()) };
+        let (known, pool, unknown) = self.split(sectors);
+        let Some(pool) = pool else {
+            post.error = Some(format!("none of sectors {sectors:?} is known to the operator; nothing can be proven"));
+            post.attempt = self.prover.timing.max_post_attempts;
+            return Ok(());
+        };
+        let randomness = self
+            .prover
+            .lotus
+            .state_get_randomness_from_beacon(DomainSeparationTag::WindowedPoStChallengeSeed, self.window.challenge, &miner_entropy(self.address.address()), &TipSetKey::head())
+            .await?;
+        let name = format!("{}-post-{}-{batch}-{}", self.name(), self.window.period_start, post.attempt);
+        let task = ProvingTask::WindowPost { randomness: hex::encode(randomness) };
+        match self.run_pod(&name, &task, &known, &pool, notes).await? {
+            None => {}
+            Some(Err(error)) => {
+                notes.push(Note { warning: true, reason: "PoStFailed", message: format!("{name}: {error}") });
+                retry_batch(post, format!("{name}: {error}"), &self.prover.timing);
+            }
+            Some(Ok(result)) => match result["proof"].as_str() {
+                Some(proof) => {
+                    post.proof = Some(proof.to_owned());
+                    post.skipped = numbers(&result["faulty"]).into_iter().chain(unknown).collect();
+                    post.challenge = Some(self.window.challenge);
+                }
+                None => {
+                    post.error = Some(format!("{name}: no sector could be proven: {}", result["faults"]));
+                    post.attempt = self.prover.timing.max_post_attempts;
+                }
+            },
+        }
+        Ok(())
+    }
+
+    async fn submit(&self, record: &mut ProvingRecord, batch: usize, status: &mut ProvingDeadlineStatus, notes: &mut Vec<Note>) -> Result<(), ProvingError> {
+        let Some(post) = record.posts.get_mut(batch) else { return Ok(()) };
+        let proof = STANDARD.decode(post.proof.as_deref().unwrap_or_default()).map_err(|e| invalid(format!("the PoSt proof is not base64: {e}")))?;
+        let challenge = post.challenge.unwrap_or(self.window.challenge);
+        let commit_rand = self
+            .prover
+            .lotus
+            .state_get_randomness_from_tickets(DomainSeparationTag::PoStChainCommit, challenge, &[], &TipSetKey::head())
+            .await?;
+        let info = self.prover.lotus.state_miner_info(self.address, &TipSetKey::head()).await?;
+        let skipped: BTreeSet<u64> = post.skipped.iter().copied().collect();
+        let partitions = post
+            .partitions
+            .iter()
+            .map(|p| {
+                let sectors: Vec<u64> = self.partition_sectors(*p).into_iter().filter(|s| skipped.contains(s)).collect();
+                let skipped = BitField::try_from_bits(sectors).map_err(|e| invalid(format!("sector numbers: {e}")))?;
+                Ok(PoStPartition { index: *p, skipped })
+            })
+            .collect::<Result<Vec<_>, ProvingError>>()?;
+        let params = SubmitWindowedPoStParams {
+            deadline: self.index,
+            partitions,
+            proofs: vec![PoStProof { post_proof: info.window_po_st_proof_type, proof_bytes: proof }],
+            chain_commit_epoch: challenge,
+            chain_commit_rand: Randomness(commit_rand.to_vec()),
+        };
+        let task = format!("window-post-{}-{batch}", self.window.period_start);
+        let sent = self.push(MinerMethod::SubmitWindowedPoSt, &params, &task, post.attempt).await?;
+        notes.push(Note { warning: false, reason: "PoStSubmitted", message: format!("SubmitWindowedPoSt {} for partitions {:?}, skipping {:?}", sent.cid, post.partitions, post.skipped) });
+        status.last_submission = Some(submission(self.window.period_start, &sent, "Pending", None));
+        post.message = Some(sent);
+        Ok(())
+    }
+
+    async fn wait_submission(&self, record: &mut ProvingRecord, batch: usize, status: &mut ProvingDeadlineStatus, notes: &mut Vec<Note>) -> Result<(), ProvingError> {
+        let Some(post) = record.posts.get_mut(batch) else { return Ok(()) };
+        let Some(message) = post.message.as_mut() else { return Ok(()) };
+        if !self.landed(message).await? {
+            return Ok(());
+        }
+        let landed = message.clone();
+        if landed.exit_code == Some(0) {
+            notes.push(Note { warning: false, reason: "PoStAccepted", message: format!("SubmitWindowedPoSt {} landed at epoch {:?} for partitions {:?}", landed.cid, landed.epoch, post.partitions) });
+            status.last_submission = Some(submission(self.window.period_start, &landed, "Accepted", None));
+        } else {
+            let error = format!("SubmitWindowedPoSt {} failed with exit code {:?}", landed.cid, landed.exit_code);
+            notes.push(Note { warning: true, reason: "PoStRejected", message: error.clone() });
+            status.last_submission = Some(submission(self.window.period_start, &landed, "Rejected", Some(error.clone())));
+            retry_batch(post, error, &self.prover.timing);
+        }
+        Ok(())
+    }
+
+    fn partition_sectors(&self, partition: u64) -> Vec<u64> {
+        let key = (self.deadline.spec.miner.clone(), self.index);
+        self.prover
+            .partitions
+            .get(&key)
+            .and_then(|(_, ps)| ps.get(partition as usize))
+            .map(|p| p.all_sectors.iter().collect())
+            .unwrap_or_default()
+    }
+
+    /// Pushes a miner message with the MsgUuid of (deadline, task, attempt): pushed again after
+    /// a crash, the node returns the message it signed the first time.
+    async fn push<P: serde::Serialize>(&self, method: MinerMethod, params: &P, task: &str, attempt: u32) -> Result<ChainMessage, ProvingError> {
+        let info = self.prover.lotus.state_miner_info(self.address, &TipSetKey::head()).await?;
+        let message = miner_message(*self.address, info.worker, method, params, TokenAmount::from_atto(0)).map_err(|e| invalid(e.to_string()))?;
+        let uuid = msg_uuid(&self.uid(), task, attempt);
+        let signed = self.prover.lotus.mpool_push_message(&message, Some(&MessageSendSpec::new(uuid, TokenAmount::from_atto(0)))).await?;
+        Ok(ChainMessage { cid: signed.cid.to_string(), epoch: None, exit_code: None })
+    }
+
+    /// Records the receipt of `message` once it is on chain.
+    async fn landed(&self, message: &mut ChainMessage) -> Result<bool, ProvingError> {
+        let cid = Cid::try_from(message.cid.as_str()).map_err(|e| invalid(format!("{:?} is not a CID: {e}", message.cid)))?;
+        let Some(lookup) = self.prover.lotus.state_search_msg(&TipSetKey::head(), &cid, -1, true).await? else {
+            return Ok(false);
+        };
+        message.epoch = Some(lookup.height);
+        message.exit_code = Some(i64::from(lookup.receipt.exit_code.value()));
+        Ok(true)
+    }
+}
+
+/// `<miner>-<index>`, e.g. `t01000-7`.
+pub fn deadline_name(miner: &str, index: u64) -> String {
+    format!("{miner}-{index}")
+}
+
+fn numbers(value: &Value) -> Vec<u64> {
+    value.as_array().map(|a| a.iter().filter_map(Value::as_u64).collect()).unwrap_or_default()
+}
+
+fn submission(period_start: i64, message: &ChainMessage, result: &str, error: Option<String>) -> Submission {
+    Submission {
+        period_start,
+        cid: Some(message.cid.clone()),
+        epoch: message.epoch,
+        exit_code: message.exit_code,
+        result: result.into(),
+        message: error,
+        time: Time(Timestamp::now()),
+    }
+}
+
+/// The last submission's summary of an instance that has ended.
+fn instance_submission(end: InstanceEnd, record: Option<&ProvingRecord>, index: u64) -> Option<Submission> {
+    let record = record?;
+    let last = record.posts.iter().rev().find_map(|p| p.message.clone());
+    let (result, message) = match end {
+        InstanceEnd::Idle => return None,
+        InstanceEnd::Proven => ("Proven", format!("deadline {index} of the period from epoch {} proven: partitions {:?}", record.period_start, record.needed)),
+        InstanceEnd::Missed => {
+            let why = record.posts.iter().find_map(|p| p.error.clone()).unwrap_or_else(|| "no accepted proof before the deadline closed".into());
+            ("Missed", format!("deadline {index} of the period from epoch {} missed for partitions {:?}: {why}; their sectors are faulty now", record.period_start, record.needed))
+        }
+    };
+    Some(Submission {
+        period_start: record.period_start,
+        cid: last.as_ref().map(|m| m.cid.clone()),
+        epoch: last.as_ref().and_then(|m| m.epoch),
+        exit_code: last.as_ref().and_then(|m| m.exit_code),
+        result: result.into(),
+        message: Some(message),
+        time: Time(Timestamp::now()),
+    })
+}
+
+/// A word for where the instance stands, for `kubectl get provingdeadlines`.
+fn phase(record: &ProvingRecord, window: &Window, head: ChainEpoch, timing: &Timing) -> &'static str {
+    if record.nothing_to_prove {
+        return "NothingToProve";
+    }
+    if !record.posts.is_empty() {
+        return if record.proven() {
+            "Proven"
+        } else if record.posts.iter().any(|p| p.message.as_ref().is_some_and(|m| m.epoch.is_none())) {
+            "Submitting"
+        } else if head >= window.close {
+            "Missed"
+        } else {
+            "Proving"
+        };
+    }
+    let check_from = window.fault_cutoff - timing.check_windows_ahead * window.challenge_window;
+    if head < check_from {
+        "Waiting"
+    } else if record.check.is_none() && head < window.fault_cutoff {
+        "Checking"
+    } else if !record.declarations.is_empty() && head < window.fault_cutoff {
+        "Declaring"
+    } else {
+        "Waiting"
+    }
+}
