@@ -334,6 +334,8 @@ pub fn ended(pod: &Pod) -> Option<PodEnd> {
 
 pub const LABEL_DEADLINE: &str = "sealing.filecoin.io/deadline";
 pub const LABEL_PROVING_TASK: &str = "sealing.filecoin.io/proving-task";
+/// The proving period (its start epoch) a proving pod works for.
+pub const LABEL_PERIOD: &str = "sealing.filecoin.io/period-start";
 
 /// A sealed sector a proving pod reads from long-term storage.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -360,6 +362,7 @@ pub fn proving_pod(
     deadline: &ProvingDeadline,
     pool: &SealingPool,
     name: &str,
+    period_start: i64,
     task: &ProvingTask,
     replicas: &[StoredReplica],
 ) -> Result<Pod, PodError> {
@@ -402,6 +405,7 @@ pub fn proving_pod(
         ("app.kubernetes.io/managed-by".to_owned(), MANAGED_BY.to_owned()),
         (LABEL_DEADLINE.to_owned(), deadline_name.to_owned()),
         (LABEL_PROVING_TASK.to_owned(), verb.to_owned()),
+        (LABEL_PERIOD.to_owned(), period_start.to_string()),
     ]);
     let container = Container {
         name: "proving".into(),

@@ -130,3 +130,56 @@ fn a_step_missing_its_input_says_which() {
     let err = step_pod(&sector(), &pool(), &bare, &running(Step::C1)).unwrap_err();
     assert_eq!(err, PodError::Missing("ticket", "c1"));
 }
+
+fn deadline() -> sealing_operator::crd::ProvingDeadline {
+    let mut d = sealing_operator::crd::ProvingDeadline::new(
+        "t01000-3",
+        sealing_operator::crd::ProvingDeadlineSpec { miner: "t01000".into(), deadline_index: 3 },
+    );
+    d.metadata.namespace = Some("sealing-system".into());
+    d.metadata.uid = Some("dl-uid".into());
+    d
+}
+
+fn replicas() -> Vec<sealing_operator::pods::StoredReplica> {
+    use sealing_operator::pods::StoredReplica;
+    vec![
+        StoredReplica { sector_number: 7, comm_r: "bagboea4b5abc".into(), store_path: "/mnt/store-a".into(), subdir: "miners_cc".into() },
+        StoredReplica { sector_number: 8, comm_r: "bagboea4b5abd".into(), store_path: "/mnt/store-b".into(), subdir: "other_deal".into() },
+    ]
+}
+
+#[test]
+fn window_post_pods_read_every_store_read_only_use_the_pool_gpus_and_are_not_pinned() {
+    use sealing_operator::pods::{ProvingTask, proving_pod};
+    let task = ProvingTask::WindowPost { randomness: "cc".repeat(32) };
+    let pod = proving_pod(&deadline(), &pool(), "t01000-3-post-96-0-1", 96, &task, &replicas()).expect("pod builds");
+    let spec = pod.spec.clone().unwrap();
+    let container = &spec.containers[0];
+    let args = args(&pod);
+    assert_eq!(&args[..5], ["window-post", "--miner", "t01000", "--sector-size", "2KiB"]);
+    assert!(args.windows(2).any(|w| w[0] == "--randomness" && w[1] == "cc".repeat(32)));
+    assert!(args.contains(&"7,bagboea4b5abc,/store/0/miners_cc/sealed,/store/0/miners_cc/cache".to_owned()), "{args:?}");
+    assert!(args.contains(&"8,bagboea4b5abd,/store/1/other_deal/sealed,/store/1/other_deal/cache".to_owned()), "{args:?}");
+    let mounts = container.volume_mounts.clone().unwrap();
+    assert!(mounts.iter().filter(|m| m.mount_path.starts_with("/store/")).all(|m| m.read_only == Some(true)));
+    let limits = container.resources.as_ref().and_then(|r| r.limits.clone()).unwrap_or_default();
+    assert_eq!(limits.get("nvidia.com/gpu").map(|q| q.0.as_str()), Some("1"), "window PoSt uses the pool's GPU setting");
+    assert_eq!(spec.affinity, pool().spec.affinity, "any node of the pool, not one node");
+    assert_eq!(spec.automount_service_account_token, Some(false));
+    let owner = &pod.metadata.owner_references.clone().unwrap()[0];
+    assert_eq!((owner.kind.as_str(), owner.uid.as_str()), ("ProvingDeadline", "dl-uid"));
+    assert_eq!(pod.metadata.labels.clone().unwrap().get("sealing.filecoin.io/period-start").map(String::as_str), Some("96"));
+}
+
+#[test]
+fn proving_check_pods_use_no_gpu_and_draw_their_own_challenges() {
+    use sealing_operator::pods::{ProvingTask, proving_pod};
+    let pod = proving_pod(&deadline(), &pool(), "t01000-3-check-96", 96, &ProvingTask::Check, &replicas()).expect("pod builds");
+    let args = args(&pod);
+    assert_eq!(args[0], "proving-check");
+    assert!(!args.contains(&"--randomness".to_owned()));
+    let container = &pod.spec.as_ref().unwrap().containers[0];
+    let limits = container.resources.as_ref().and_then(|r| r.limits.clone()).unwrap_or_default();
+    assert!(!limits.contains_key("nvidia.com/gpu"), "{limits:?}");
+}

@@ -429,7 +429,7 @@ impl MinerActor {
             .filter(|d| deadline_is_mutable(period_start, *d, curr, w))
             .min_by_key(|d| {
                 let live: u64 = self.deadlines[*d as usize].partitions.iter().map(|p| p.all.len()).sum();
-                let full_now = live % size.max(1) == 0;
+                let full_now = live.is_multiple_of(size.max(1));
                 (full_now, (live + 1).div_ceil(size.max(1)), live, *d)
             })
             // Every deadline is mutable at some point of the period except the current and next.

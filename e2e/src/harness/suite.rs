@@ -41,13 +41,16 @@ macro_rules! e2e_tests {
     };
 }
 
-/// How long one test may take before it is failed (`SEALING_E2E_TEST_TIMEOUT_SECONDS`).
-fn test_timeout() -> Duration {
+/// How long one test may take before it is failed (`SEALING_E2E_TEST_TIMEOUT_SECONDS`); a
+/// test whose name starts with `slow_` (it seals and proves sectors for real) gets three times
+/// as long.
+fn test_timeout(name: &str) -> Duration {
     let secs = std::env::var("SEALING_E2E_TEST_TIMEOUT_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(600);
-    Duration::from_secs(secs)
+    let factor = if name.starts_with("slow_") { 3 } else { 1 };
+    Duration::from_secs(secs * factor)
 }
 
 type Started = Arc<OnceLock<Result<Arc<Cluster>, String>>>;
@@ -121,8 +124,9 @@ pub fn run_suite(tests: Vec<E2eTest>) -> ExitCode {
                     .map_err(|e| {
                         Failed::from(format!("the test cluster could not be started: {e}"))
                     })?;
+                let timeout = test_timeout(name.rsplit("::").next().unwrap_or(name));
                 let outcome = runtime.block_on(async {
-                    tokio::time::timeout(test_timeout(), (test.run)(cluster.clone())).await
+                    tokio::time::timeout(timeout, (test.run)(cluster.clone())).await
                 });
                 match outcome {
                     Ok(Ok(())) => Ok(()),
@@ -136,7 +140,7 @@ pub fn run_suite(tests: Vec<E2eTest>) -> ExitCode {
                     }
                     Err(_) => Err(Failed::from(format!(
                         "timed out after {}s",
-                        test_timeout().as_secs()
+                        timeout.as_secs()
                     ))),
                 }
             })

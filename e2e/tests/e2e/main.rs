@@ -6,6 +6,7 @@ mod crds;
 mod manifests;
 mod nodes;
 mod pods;
+mod proving;
 mod sealing;
 mod sealer;
 mod support;

@@ -25,9 +25,11 @@ use sealing_operator::crd::Sector;
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
+use crate::proving;
+
 pub fn tests() -> Vec<E2eTest> {
     e2e_tests![
-        local_only: slow_sectors_applied_with_kubectl_are_sealed_and_proven_on_chain,
+        local_only: slow_sectors_applied_with_kubectl_are_sealed_proven_on_chain_and_kept_proven,
         pc1_concurrency_one_runs_one_pc1_per_node_and_abort_stops_sectors,
         pledge_loop_keeps_the_configured_sectors_in_flight,
     ]
@@ -40,6 +42,7 @@ const PROVE_COMMIT: u64 = 34;
 /// with the test process (PR_SET_PDEATHSIG), since statics are never dropped.
 struct Sealing {
     sim: SimControl,
+    endpoint: String,
     operator: Mutex<Child>,
     operator_command: Vec<String>,
     operator_env: Vec<(String, String)>,
@@ -120,7 +123,11 @@ async fn sealing(cluster: &Arc<Cluster>) -> anyhow::Result<Arc<Sealing>> {
 
             let port = free_port()?;
             let sim_bin = cluster.binaries.path("chain-sim")?;
-            let sim_args = vec!["--listen".to_owned(), format!("127.0.0.1:{port}"), "--epoch-duration-ms".into(), "500".into()];
+            let sim_config = dir.join("chain-sim.json");
+            let mut config = chain_sim::SimConfig { epoch_duration_ms: 500, ..Default::default() };
+            config.policy.window_post = crate::proving::POLICY;
+            std::fs::write(&sim_config, serde_json::to_vec(&config)?)?;
+            let sim_args = vec!["--listen".to_owned(), format!("127.0.0.1:{port}"), "--config".into(), sim_config.to_string_lossy().into_owned()];
             spawn(&sim_bin, &sim_args, &[], &dir.join("chain-sim.log"))?;
             let endpoint = format!("http://127.0.0.1:{port}/rpc/v1");
             let sim = SimControl::new(endpoint.clone(), None);
@@ -148,7 +155,7 @@ async fn sealing(cluster: &Arc<Cluster>) -> anyhow::Result<Arc<Sealing>> {
                 ("RUST_LOG".to_owned(), "info".to_owned()),
             ];
             let operator = start_operator(&operator_command, &operator_env, &dir)?;
-            Ok(Arc::new(Sealing { sim, operator: Mutex::new(operator), operator_command, operator_env, dir }))
+            Ok(Arc::new(Sealing { sim, endpoint, operator: Mutex::new(operator), operator_command, operator_env, dir }))
         })
         .await
         .cloned()
@@ -309,8 +316,9 @@ async fn step_pods(pods: &Api<Pod>, sector: &str) -> anyhow::Result<Vec<Pod>> {
 /// piece, both end Finished with their proofs accepted by the simulator. Along the way: the CC
 /// sector is paused and resumed at TreeDBuilt, the piece sector's C2 pod is deleted mid-run, and
 /// the operator is killed and restarted while both are in flight; still no step has a second
-/// pod for one attempt and no sector a second message.
-async fn slow_sectors_applied_with_kubectl_are_sealed_and_proven_on_chain(cluster: Arc<Cluster>) -> anyhow::Result<()> {
+/// pod for one attempt and no sector a second message. Then the sealed sectors are kept proven
+/// by window PoSt (see `proving`).
+async fn slow_sectors_applied_with_kubectl_are_sealed_proven_on_chain_and_kept_proven(cluster: Arc<Cluster>) -> anyhow::Result<()> {
     let sealing = sealing(&cluster).await?;
     let ns = cluster.namespace("seal").await?;
     prepare_storage(&cluster, &ns)?;
@@ -378,7 +386,15 @@ async fn slow_sectors_applied_with_kubectl_are_sealed_and_proven_on_chain(cluste
             ensure!(seen.insert(key.clone(), pod.name_any()).is_none(), "two pods for {key:?}");
         }
     }
-    Ok(())
+
+    // Sealed, the sectors are proven every proving period from now on.
+    let mut sealed = Vec::new();
+    for (name, status) in [("cc", &cc_status), ("deal", &deal_status)] {
+        let number = status.record.sector_number.context("sector number")?;
+        sealed.push(proving::SealedSector { number, store_dir: PathBuf::from(format!("{SHARED_STORE}/{ns}/{ns}_{name}")) });
+    }
+    let faulty = cc_status.record.sector_number.context("sector number")?;
+    proving::sealed_sectors_stay_proven(cluster.client.clone(), &sealing.endpoint, &sealing.sim, || sealing.restart_operator(), &sealed, faulty).await
 }
 
 /// Three sectors with PC1 concurrency 1: no two PC1 pods ever ran at once on one node. Then the

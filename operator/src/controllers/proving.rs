@@ -35,10 +35,10 @@ use fvm_shared::sector::PoStProof;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::runtime::reflector::Store;
 use kube::{Api, ResourceExt};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{Context, Note, publish};
 use crate::core::outcome::step_result;
@@ -48,7 +48,7 @@ use crate::core::proving::{
 };
 use crate::core::record::ChainMessage;
 use crate::crd::{ProvingDeadline, ProvingDeadlineSpec, ProvingDeadlineStatus, SealingPool, Sector, Submission};
-use crate::pods::{ProvingTask, StoredReplica, ended, proving_pod, sector_subdir};
+use crate::pods::{LABEL_DEADLINE, LABEL_PERIOD, ProvingTask, StoredReplica, ended, proving_pod, sector_subdir};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProvingError {
@@ -262,12 +262,38 @@ impl Prover {
         status.observed_generation = deadline.metadata.generation;
         status.current = Some(record);
         if status != before {
+            // Replaced whole: a merge patch would keep fields of the previous instance.
             let api: Api<ProvingDeadline> = Api::namespaced(self.ctx.client.clone(), &self.namespace);
-            let patch = json!({"status": status});
-            api.patch_status(&deadline.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
+            let mut updated = deadline.clone();
+            updated.status = Some(status);
+            api.replace_status(&deadline.name_any(), &PostParams::default(), &updated).await?;
+        }
+        if let (Some(_), Some(old)) = (ended_instance, before.current.as_ref()) {
+            self.clean_pods(deadline, old.period_start).await;
         }
         publish(&self.ctx, deadline, notes).await;
         Ok(())
+    }
+}
+
+impl Prover {
+    /// Deletes the pods of instances before `previous`: the last instance's stay for
+    /// `kubectl logs`.
+    async fn clean_pods(&self, deadline: &ProvingDeadline, previous: i64) {
+        let pods: Api<Pod> = Api::namespaced(self.ctx.client.clone(), &self.namespace);
+        let selector = format!("{LABEL_DEADLINE}={}", deadline.name_any());
+        let listed = match pods.list(&ListParams::default().labels(&selector)).await {
+            Ok(listed) => listed,
+            Err(error) => return tracing::warn!(%error, "listing old proving pods"),
+        };
+        for pod in listed {
+            let period: Option<i64> = pod.labels().get(LABEL_PERIOD).and_then(|p| p.parse().ok());
+            if period.is_some_and(|p| p < previous)
+                && let Err(error) = pods.delete(&pod.name_any(), &DeleteParams::default()).await
+            {
+                tracing::warn!(pod = %pod.name_any(), %error, "deleting an old proving pod");
+            }
+        }
     }
 }
 
@@ -327,7 +353,7 @@ impl Job<'_> {
     async fn run_pod(&self, name: &str, task: &ProvingTask, replicas: &[StoredReplica], pool: &SealingPool, notes: &mut Vec<Note>) -> Result<Option<Result<Value, String>>, ProvingError> {
         let pods = self.pods();
         let Some(pod) = pods.get_opt(name).await? else {
-            let pod = proving_pod(self.deadline, pool, name, task, replicas)?;
+            let pod = proving_pod(self.deadline, pool, name, self.window.period_start, task, replicas)?;
             match pods.create(&PostParams::default(), &pod).await {
                 Ok(_) => {}
                 Err(kube::Error::Api(status)) if status.code == 409 => {}
@@ -431,8 +457,10 @@ impl Job<'_> {
             }
             Some(Ok(result)) => match result["proof"].as_str() {
                 Some(proof) => {
+                    let faulty = numbers(&result["faulty"]);
                     post.proof = Some(proof.to_owned());
-                    post.skipped = numbers(&result["faulty"]).into_iter().chain(unknown).collect();
+                    post.sectors = known.iter().map(|r| r.sector_number).filter(|n| !faulty.contains(n)).collect();
+                    post.skipped = faulty.into_iter().chain(unknown).collect();
                     post.challenge = Some(self.window.challenge);
                 }
                 None => {

@@ -119,6 +119,9 @@ pub struct PostBatch {
     /// The proof (base64), once the pod has made it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proof: Option<String>,
+    /// Sectors the proof covers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sectors: Vec<u64>,
     /// Sectors the pod could not prove; they are skipped in the submission.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<u64>,
@@ -318,6 +321,7 @@ pub fn retry_batch(batch: &mut PostBatch, error: String, timing: &Timing) {
     if batch.attempt < timing.max_post_attempts {
         batch.attempt += 1;
         batch.proof = None;
+        batch.sectors.clear();
         batch.skipped.clear();
         batch.message = None;
         batch.error = None;
