@@ -39,7 +39,11 @@ pub enum PodError {
 /// `<sector>-<step>-<attempt>`; pod names may be 253 characters, sector names too, so a long
 /// sector name is shortened.
 pub fn pod_name(sector: &str, step: Step, attempt: u32) -> String {
-    let suffix = format!("-{}-{attempt}", step.as_str());
+    suffixed(sector, &format!("-{}-{attempt}", step.as_str()))
+}
+
+/// `sector` + `suffix`, the sector name shortened to keep within 253 characters.
+fn suffixed(sector: &str, suffix: &str) -> String {
     let keep = 253usize.saturating_sub(suffix.len()).min(sector.len());
     format!("{}{suffix}", sector[..keep].trim_end_matches(['-', '.']))
 }
@@ -423,4 +427,41 @@ pub fn proving_pod(
         ..Default::default()
     };
     Ok(pool_pod(pool, metadata, None, container, volumes))
+}
+
+/// `<sector>-remove-scratch` or, with the store copy, `<sector>-remove-data`.
+pub fn removal_pod_name(sector: &str, store: bool) -> String {
+    suffixed(sector, if store { "-remove-data" } else { "-remove-scratch" })
+}
+
+/// A pod on the sector's node that deletes its scratch directory and, with `store`, its copy in
+/// long-term storage.
+pub fn removal_pod(sector: &Sector, pool: &SealingPool, node: &str, store: bool) -> Result<Pod, PodError> {
+    let name = sector.metadata.name.as_deref().ok_or(PodError::Metadata("name"))?;
+    let subdir = sector_subdir(sector)?;
+    let storage = &pool.spec.storage;
+    let mut args: Vec<String> = vec!["remove".into(), "--dir".into(), format!("{SCRATCH_MOUNT}/{subdir}")];
+    let mut volumes = vec![host_path("scratch", &storage.scratch_path, "DirectoryOrCreate")];
+    let mut mounts = vec![mount("scratch", SCRATCH_MOUNT, false)];
+    if store {
+        args.extend(["--dir".into(), format!("{STORE_MOUNT}/{subdir}")]);
+        volumes.push(host_path("store", &storage.store_path, "DirectoryOrCreate"));
+        mounts.push(mount("store", STORE_MOUNT, false));
+    }
+    let labels = BTreeMap::from([
+        ("app.kubernetes.io/managed-by".to_owned(), MANAGED_BY.to_owned()),
+        (LABEL_SECTOR.to_owned(), name.to_owned()),
+        (LABEL_POOL.to_owned(), sector.spec.pool.clone()),
+        (LABEL_STEP.to_owned(), "remove".to_owned()),
+    ]);
+    let owner = sector.controller_owner_ref(&()).ok_or(PodError::Metadata("uid"))?;
+    let container = Container { name: "remove".into(), args: Some(args), volume_mounts: Some(mounts), ..Default::default() };
+    let metadata = ObjectMeta {
+        name: Some(removal_pod_name(name, store)),
+        namespace: sector.metadata.namespace.clone(),
+        labels: Some(labels),
+        owner_references: Some(vec![owner]),
+        ..Default::default()
+    };
+    Ok(pool_pod(pool, metadata, Some(node), container, volumes))
 }

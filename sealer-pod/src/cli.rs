@@ -187,6 +187,12 @@ pub enum Command {
         #[arg(long)]
         output: PathBuf,
     },
+    /// Delete a sector's directories (with their temporaries), after an abort or deletion.
+    Remove {
+        /// A sector directory to remove (repeatable).
+        #[arg(long = "dir", required = true)]
+        dirs: Vec<PathBuf>,
+    },
     /// Proof parameters: check, generate (test sizes), fetch (published sizes).
     #[command(subcommand)]
     Params(ParamsCommand),
@@ -265,6 +271,7 @@ impl Command {
             Command::Unseal { .. } => "unseal",
             Command::CheckSealed { .. } => "check-sealed",
             Command::Persist { .. } => "persist",
+            Command::Remove { .. } => "remove",
             Command::Params(ParamsCommand::Check { .. }) => "params-check",
             Command::Params(ParamsCommand::Generate { .. }) => "params-generate",
             Command::Params(ParamsCommand::Fetch { .. }) => "params-fetch",
@@ -350,6 +357,7 @@ impl Command {
                 let (id, dir) = sector.open()?;
                 steps::persist::run(&id, &dir, store_dir)
             }
+            Command::Remove { dirs } => steps::remove::run(dirs),
             Command::Params(cmd) => run_params(cmd),
         }
     }

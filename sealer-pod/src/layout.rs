@@ -47,10 +47,11 @@ impl SectorDir {
     /// makes its directory inside the pool's mounted scratch directory. A missing parent is still
     /// an error (a wrong mount), so nothing is sealed into ephemeral container storage.
     pub fn open_or_create(root: &Path) -> StepResult<Self> {
-        if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
-            if parent.is_dir() && !root.exists() {
-                fs::create_dir(root).map_err(|e| StepError::io(root, e))?;
-            }
+        if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty())
+            && parent.is_dir()
+            && !root.exists()
+        {
+            fs::create_dir(root).map_err(|e| StepError::io(root, e))?;
         }
         Self::open(root)
     }

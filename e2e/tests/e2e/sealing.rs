@@ -394,7 +394,16 @@ async fn slow_sectors_applied_with_kubectl_are_sealed_proven_on_chain_and_kept_p
         sealed.push(proving::SealedSector { number, store_dir: PathBuf::from(format!("{SHARED_STORE}/{ns}/{ns}_{name}")) });
     }
     let faulty = cc_status.record.sector_number.context("sector number")?;
-    proving::sealed_sectors_stay_proven(cluster.client.clone(), &sealing.endpoint, &sealing.sim, || sealing.restart_operator(), &sealed, faulty).await
+    proving::sealed_sectors_stay_proven(cluster.client.clone(), &sealing.endpoint, &sealing.sim, || sealing.restart_operator(), &sealed, faulty).await?;
+
+    // Deleting a committed sector removes its scratch data and keeps the copy that is proven.
+    let node = deal_status.record.node.clone().context("deal had a node")?;
+    kubectl(&cluster, &["-n", &ns, "delete", "sector", "deal", "--wait=true", "--timeout=120s"], None)?;
+    let scratch = cluster.node_path(&node, &format!("/var/lib/sealing/scratch-{ns}/{ns}_deal")).context("node disk")?;
+    ensure!(!scratch.exists(), "{} was removed", scratch.display());
+    let stored = PathBuf::from(format!("{SHARED_STORE}/{ns}/{ns}_deal/sealed"));
+    ensure!(stored.is_file(), "{} is kept: the sector is committed on chain", stored.display());
+    Ok(())
 }
 
 /// Three sectors with PC1 concurrency 1: no two PC1 pods ever ran at once on one node. Then the
@@ -444,7 +453,22 @@ async fn pc1_concurrency_one_runs_one_pc1_per_node_and_abort_stops_sectors(clust
             !matches!(p.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Running" | "Pending"))
         }))
     })
-    .await
+    .await?;
+
+    // Their scratch data is removed; deleting one then needs no more cleaning.
+    for name in names {
+        let removed = wait_until(Duration::from_secs(120), "the aborted sector's data to be removed", || async {
+            Ok(sectors.get(name).await?.status.and_then(|s| s.data_removal).is_some_and(|r| r.removed && r.store))
+        });
+        removed.await?;
+        let sector = sectors.get(name).await?;
+        let node = sector.status.and_then(|s| s.record.node).context("the aborted sector had a node")?;
+        let dir = cluster.node_path(&node, &format!("/var/lib/sealing/scratch-{ns}/{ns}_{name}")).context("node disk")?;
+        ensure!(!dir.exists(), "{} was removed", dir.display());
+    }
+    kubectl(&cluster, &["-n", &ns, "delete", "sector", "a", "--wait=true", "--timeout=60s"], None)?;
+    ensure!(sectors.get_opt("a").await?.is_none(), "the aborted sector is gone");
+    Ok(())
 }
 
 /// The pledge loop creates committed-capacity sectors until the configured number is in flight,

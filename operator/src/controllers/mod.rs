@@ -46,12 +46,16 @@ pub enum Error {
     Transition(#[from] crate::core::transition::TransitionError),
     #[error("finalizer: {0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    /// Not a failure: the deletion waits for the pod removing the sector's data.
+    #[error("waiting for pod {0} to remove the sector's data")]
+    Removing(String),
 }
 
 /// Conflicts (someone else wrote first) are retried at once; anything else after a pause.
 pub fn retry_after(error: &Error) -> Duration {
     match error {
         Error::Kube(kube::Error::Api(status)) if status.code == 409 => Duration::from_millis(200),
+        Error::Removing(_) => Duration::from_secs(2),
         _ => Duration::from_secs(10),
     }
 }

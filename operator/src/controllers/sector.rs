@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{DeleteParams, PostParams};
+use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Api, ResourceExt};
@@ -15,13 +15,13 @@ use kube::{Api, ResourceExt};
 use super::conditions::{Desired, set};
 use super::{Context, Error, Note, publish};
 use crate::core::control::{ControlAction, abort, control_action, pause, resume};
-use crate::core::outcome::{Completion, complete, step_outcome};
+use crate::core::outcome::{Completion, complete, step_outcome, step_result};
 use crate::core::record::{PauseReason, SectorRecord};
 use crate::core::retry::{Outcome, RetryPolicy};
 use crate::core::work::{Hold, OperatorTask, Work, hold, work};
 use crate::core::{ErrorLevel, Event, Plan, State, StepError, apply};
-use crate::crd::{ResumeResult, SealingPool, Sector, SectorStatus};
-use crate::pods::{pod_name, step_pod};
+use crate::crd::{DELETE_COMMITTED_DATA, DataRemoval, ResumeResult, SealingPool, Sector, SectorStatus};
+use crate::pods::{LABEL_SECTOR, pod_name, removal_pod, removal_pod_name, step_pod};
 
 pub const FINALIZER: &str = "sealing.filecoin.io/sector-data";
 
@@ -109,6 +109,13 @@ async fn apply_sector(sector: Arc<Sector>, ctx: &Context) -> Result<Action, Erro
 
     if pool.is_some() {
         run_operator_tasks(&sector, &mut status.record, now, &mut notes)?;
+    }
+    // An aborted sector's data is removed once its pods are gone.
+    if let (Some(pool), Some(node), State::Aborted, None) = (&pool, status.record.node.clone(), status.record.state, &status.data_removal)
+        && let Some(removal) = remove_data(&sector, pool, &node, removes_store(&sector), ctx).await?
+    {
+        notes.push(removal_note(&removal));
+        status.data_removal = Some(removal);
     }
 
     update_conditions(&sector, &mut status, now);
@@ -279,16 +286,80 @@ async fn delete_if_present(pods: &Api<Pod>, name: &str) -> Result<(), Error> {
     }
 }
 
-/// A deleted Sector: its pods go with it (owner references); its scratch data is removed by a
-/// cleanup pod in a later change. A sector committed on chain keeps its sealed data unless the
-/// annotation below asks otherwise.
+/// A deleted Sector: its pods go with it (owner references) and a pod on its node removes its
+/// scratch data, and its copy in long-term storage unless the sector is committed on chain
+/// (then only with the `DELETE_COMMITTED_DATA` annotation). The deletion waits for that pod.
 async fn cleanup(sector: Arc<Sector>, ctx: &Context) -> Result<Action, Error> {
-    let committed = sector.status.as_ref().is_some_and(|s| s.record.commit.as_ref().is_some_and(|c| c.landed_ok()));
-    let message = if committed {
-        "deleted; the sealed sector is committed on chain, so its stored data is kept".to_owned()
-    } else {
-        "deleted".to_owned()
+    let ns = sector.namespace().ok_or(Error::Metadata("namespace"))?;
+    let status = sector.status.clone().unwrap_or_default();
+    let store = removes_store(&sector);
+    let done = status.data_removal.as_ref().is_some_and(|r| r.removed && (r.store || !store));
+    let pools: Api<SealingPool> = Api::namespaced(ctx.client.clone(), &ns);
+    let note = match (done, status.record.node.as_deref()) {
+        (true, _) => Note { warning: false, reason: "Deleted", message: "deleted; its data was removed when it was aborted".into() },
+        (false, None) => Note { warning: false, reason: "Deleted", message: "deleted; it had no data on any node".into() },
+        (false, Some(node)) => match pools.get_opt(&sector.spec.pool).await? {
+            None => Note {
+                warning: true,
+                reason: "DataLeft",
+                message: format!("deleted; SealingPool {} is gone, so its data on node {node} is left in place", sector.spec.pool),
+            },
+            Some(pool) => match remove_data(&sector, &pool, node, store, ctx).await? {
+                None => return Err(Error::Removing(removal_pod_name(&sector.name_any(), store))),
+                Some(removal) => removal_note(&removal),
+            },
+        },
     };
-    publish(ctx, &*sector, vec![Note { warning: false, reason: "Deleted", message }]).await;
+    publish(ctx, &*sector, vec![note]).await;
     Ok(Action::await_change())
+}
+
+/// Whether removing the sector's data includes its copy in long-term storage.
+fn removes_store(sector: &Sector) -> bool {
+    let committed = sector.status.as_ref().is_some_and(|s| s.record.commit.as_ref().is_some_and(|c| c.landed_ok()));
+    let asked = sector.annotations().get(DELETE_COMMITTED_DATA).is_some_and(|v| v == "true");
+    !committed || asked
+}
+
+/// Starts (or follows) the pod removing the sector's data on `node`; the removal once it ended.
+/// A step pod still running could write after it: it is stopped first, and waited for.
+async fn remove_data(sector: &Sector, pool: &SealingPool, node: &str, store: bool, ctx: &Context) -> Result<Option<DataRemoval>, Error> {
+    let ns = sector.namespace().ok_or(Error::Metadata("namespace"))?;
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    let name = removal_pod_name(&sector.name_any(), store);
+    let Some(pod) = pods.get_opt(&name).await? else {
+        let selector = format!("{LABEL_SECTOR}={}", sector.name_any());
+        let running: Vec<Pod> = pods.list(&ListParams::default().labels(&selector)).await?.items.into_iter().filter(|p| crate::pods::ended(p).is_none()).collect();
+        for pod in &running {
+            delete_if_present(&pods, &pod.name_any()).await?;
+        }
+        if running.is_empty() {
+            match pods.create(&PostParams::default(), &removal_pod(sector, pool, node, store)?).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 409 => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        return Ok(None);
+    };
+    let Some(end) = crate::pods::ended(&pod) else { return Ok(None) };
+    let subdir = crate::pods::sector_subdir(sector)?;
+    let storage = &pool.spec.storage;
+    let (removed, message) = match step_result("remove", &end) {
+        Ok(_) if store => (true, format!("removed {}/{subdir} on node {node} and {}/{subdir}", storage.scratch_path, storage.store_path)),
+        Ok(_) => (
+            true,
+            format!(
+                "removed {}/{subdir} on node {node}; kept {}/{subdir}: the sector is committed on chain (annotate {DELETE_COMMITTED_DATA}=true to remove it)",
+                storage.scratch_path, storage.store_path
+            ),
+        ),
+        Err(e) => (false, format!("pod {name} could not remove the data, left in place: {}", e.message)),
+    };
+    Ok(Some(DataRemoval { time: Timestamp::now(), removed, message, store }))
+}
+
+fn removal_note(removal: &DataRemoval) -> Note {
+    let reason = if removal.removed { "DataRemoved" } else { "DataLeft" };
+    Note { warning: !removal.removed, reason, message: removal.message.clone() }
 }

@@ -16,7 +16,7 @@ pub use pool::{
     NodeUsage, ParamsSettings, ParamsSource, PhaseSettings, Phases, Pledge, RetrySettings, SealingPool, SealingPoolSpec,
     SealingPoolStatus, Storage,
 };
-pub use sector::{Piece, PieceSource, Resume, ResumeResult, Sector, SectorSpec, SectorStatus};
+pub use sector::{DELETE_COMMITTED_DATA, DataRemoval, Piece, PieceSource, Resume, ResumeResult, Sector, SectorSpec, SectorStatus};
 
 /// Every CRD with the file name `crdgen` writes it to under `crds/`.
 pub fn all() -> Vec<(&'static str, CustomResourceDefinition)> {

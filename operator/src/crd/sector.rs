@@ -156,6 +156,20 @@ pub struct ResumeResult {
     pub message: String,
 }
 
+/// The removal of an aborted or deleted sector's data.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DataRemoval {
+    pub time: jiff::Timestamp,
+    /// Whether the pod removed what it was asked to.
+    pub removed: bool,
+    /// What was removed or kept, or why the removal failed.
+    pub message: String,
+    /// Whether the copy in long-term storage was removed too.
+    #[serde(default)]
+    pub store: bool,
+}
+
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct SectorStatus {
@@ -164,11 +178,17 @@ pub struct SectorStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_resume: Option<ResumeResult>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_removal: Option<DataRemoval>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
 }
+
+/// Set to "true" on a Sector committed on chain to have its deletion remove the sealed copy in
+/// long-term storage too; without it that copy is kept (it is what window PoSt proves).
+pub const DELETE_COMMITTED_DATA: &str = "sealing.filecoin.io/delete-committed-data";
 
 impl SectorSpec {
     pub fn seal_proof(&self) -> SealProof {

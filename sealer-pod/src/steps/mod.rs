@@ -11,6 +11,7 @@ pub mod pc2;
 pub mod persist;
 pub mod pieces;
 pub mod proving_check;
+pub mod remove;
 pub mod replicas;
 pub mod snap;
 pub mod tree_d;
