@@ -79,6 +79,10 @@ log "deploying crds/ and manifests/"
 kubectl apply --server-side -f crds/
 kubectl wait --for=condition=Established crd --all --timeout=60s
 kubectl apply --server-side -k manifests/
+# The operator reads its chain token at start; the suite's chain tests are local-only, so a
+# placeholder lets it start (its chain bridge then reports the unreachable node and retries).
+kubectl -n sealing-system create secret generic chain-api-token --from-literal=token=kind-e2e \
+  --dry-run=client -o yaml | kubectl apply -f -
 kubectl -n sealing-system rollout status deployment --timeout=180s
 
 log "running the e2e suite"

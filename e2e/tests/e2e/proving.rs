@@ -125,12 +125,14 @@ fn moved(path: &Path) -> PathBuf {
 pub async fn sealed_sectors_stay_proven(
     client: kube::Client,
     endpoint: &str,
+    token: &str,
     sim: &chain_sim::SimControl,
     restart_operator: impl Fn() -> anyhow::Result<()>,
     sectors: &[SealedSector],
     faulty: u64,
 ) -> anyhow::Result<()> {
-    let lotus = LotusClient::new(filecoin_chain::client::ClientConfig::new(endpoint.to_owned(), None))?;
+    let token = Some(filecoin_chain::ApiToken::new(token));
+    let lotus = LotusClient::new(filecoin_chain::client::ClientConfig::new(endpoint.to_owned(), token))?;
     let numbers: Vec<u64> = sectors.iter().map(|s| s.number).collect();
     let locations = locate(&lotus, &numbers).await?;
     let names: BTreeSet<String> = locations.values().map(|(d, _)| format!("{MINER}-{d}")).collect();

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
 use chain_sim::SimControl;
+use filecoin_chain::ApiToken;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Api, ResourceExt};
@@ -43,6 +44,7 @@ const PROVE_COMMIT: u64 = 34;
 struct Sealing {
     sim: SimControl,
     endpoint: String,
+    token: String,
     operator: Mutex<Child>,
     operator_command: Vec<String>,
     operator_env: Vec<(String, String)>,
@@ -121,23 +123,38 @@ async fn sealing(cluster: &Arc<Cluster>) -> anyhow::Result<Arc<Sealing>> {
                 }))?,
             )?;
 
+            // The chain node wants a bearer token, which the operator reads from the Secret that
+            // manifests/config.yaml names.
+            let token = format!("e2e-{}-{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos());
+            let token_file = dir.join("chain-token");
+            std::fs::write(&token_file, &token)?;
+            let secret = format!("apiVersion: v1\nkind: Secret\nmetadata: {{name: chain-api-token, namespace: sealing-system}}\nstringData: {{token: {token}}}\n");
+            kubectl(cluster, &["apply", "-f", "-"], Some(&secret))?;
+
             let port = free_port()?;
             let sim_bin = cluster.binaries.path("chain-sim")?;
             let sim_config = dir.join("chain-sim.json");
             let mut config = chain_sim::SimConfig { epoch_duration_ms: 500, ..Default::default() };
             config.policy.window_post = crate::proving::POLICY;
             std::fs::write(&sim_config, serde_json::to_vec(&config)?)?;
-            let sim_args = vec!["--listen".to_owned(), format!("127.0.0.1:{port}"), "--config".into(), sim_config.to_string_lossy().into_owned()];
+            let sim_args = vec![
+                "--listen".to_owned(),
+                format!("127.0.0.1:{port}"),
+                "--config".into(),
+                sim_config.to_string_lossy().into_owned(),
+                "--token-file".into(),
+                token_file.to_string_lossy().into_owned(),
+            ];
             spawn(&sim_bin, &sim_args, &[], &dir.join("chain-sim.log"))?;
             let endpoint = format!("http://127.0.0.1:{port}/rpc/v1");
-            let sim = SimControl::new(endpoint.clone(), None);
+            let sim = SimControl::new(endpoint.clone(), Some(ApiToken::new(&token)));
             wait_until(Duration::from_secs(30), "the chain simulator to answer", || async { Ok(sim.config().await.is_ok()) }).await?;
 
             let config = dir.join("operator.yaml");
             std::fs::write(
                 &config,
                 format!(
-                    "chain:\n  endpoint: {endpoint}\n  preCommitChallengeDelay: 10\n  seedConfidence: 2\n  pollIntervalSeconds: 1\nbatching:\n  maxSectors: 8\n  maxWaitEpochs: 4\n"
+                    "chain:\n  endpoint: {endpoint}\n  tokenSecret: chain-api-token\n  preCommitChallengeDelay: 10\n  seedConfidence: 2\n  pollIntervalSeconds: 1\nbatching:\n  maxSectors: 8\n  maxWaitEpochs: 4\n"
                 ),
             )?;
             let health = free_port()?;
@@ -155,7 +172,7 @@ async fn sealing(cluster: &Arc<Cluster>) -> anyhow::Result<Arc<Sealing>> {
                 ("RUST_LOG".to_owned(), "info".to_owned()),
             ];
             let operator = start_operator(&operator_command, &operator_env, &dir)?;
-            Ok(Arc::new(Sealing { sim, endpoint, operator: Mutex::new(operator), operator_command, operator_env, dir }))
+            Ok(Arc::new(Sealing { sim, endpoint, token, operator: Mutex::new(operator), operator_command, operator_env, dir }))
         })
         .await
         .cloned()
@@ -394,7 +411,7 @@ async fn slow_sectors_applied_with_kubectl_are_sealed_proven_on_chain_and_kept_p
         sealed.push(proving::SealedSector { number, store_dir: PathBuf::from(format!("{SHARED_STORE}/{ns}/{ns}_{name}")) });
     }
     let faulty = cc_status.record.sector_number.context("sector number")?;
-    proving::sealed_sectors_stay_proven(cluster.client.clone(), &sealing.endpoint, &sealing.sim, || sealing.restart_operator(), &sealed, faulty).await?;
+    proving::sealed_sectors_stay_proven(cluster.client.clone(), &sealing.endpoint, &sealing.token, &sealing.sim, || sealing.restart_operator(), &sealed, faulty).await?;
 
     // Deleting a committed sector removes its scratch data and keeps the copy that is proven.
     let node = deal_status.record.node.clone().context("deal had a node")?;
