@@ -679,9 +679,9 @@ mod tests {
         nonzero.nonce = 5;
         assert!(matches!(c.push(nonzero, None), Err(ChainError::Push(PushError::NonZeroNonce(5)))));
 
-        c.mpool_mut().fail_next(crate::mpool::FaultRule { method: Some(34), count: 1, exit_code: Some(6), epochs: None });
-        c.mpool_mut().drop_next(crate::mpool::FaultRule { method: Some(5), count: 1, exit_code: None, epochs: None });
-        c.mpool_mut().delay_next(crate::mpool::FaultRule { method: Some(10), count: 1, exit_code: None, epochs: Some(3) });
+        c.mpool_mut().fail_next(crate::mpool::FaultRule { method: Some(34), count: 1, exit_code: Some(6), epochs: None, sector: None });
+        c.mpool_mut().drop_next(crate::mpool::FaultRule { method: Some(5), count: 1, exit_code: None, epochs: None, sector: None });
+        c.mpool_mut().delay_next(crate::mpool::FaultRule { method: Some(10), count: 1, exit_code: None, epochs: Some(3), sector: None });
         let prove = prove_commit_per_sector(vec![(1, vec![1])], true).unwrap();
         assert_eq!(send(&mut c, MinerMethod::ProveCommitSectors3, &prove).exit_code, ExitCode::SYS_INSUFFICIENT_FUNDS);
 

@@ -60,19 +60,26 @@ impl SimControl {
 
     /// The next `count` messages of `method` get a receipt with `exit_code` and change nothing.
     pub async fn fail_next(&self, method: u64, exit_code: u32, count: u32) -> Result<(), ControlError> {
-        let rule = FaultRule { method: Some(method), count, exit_code: Some(exit_code), epochs: None };
+        let rule = FaultRule { method: Some(method), count, exit_code: Some(exit_code), epochs: None, sector: None };
+        self.call::<Value>("Sim.FailNext", json!([rule])).await.map(|_| ())
+    }
+
+    /// The next message of `method` about `sector` gets a receipt with `exit_code` (a batch
+    /// holding the sector fails as a whole).
+    pub async fn fail_next_for_sector(&self, method: u64, exit_code: u32, sector: u64) -> Result<(), ControlError> {
+        let rule = FaultRule { method: Some(method), count: 1, exit_code: Some(exit_code), epochs: None, sector: Some(sector) };
         self.call::<Value>("Sim.FailNext", json!([rule])).await.map(|_| ())
     }
 
     /// The next `count` messages of `method` are accepted but never included.
     pub async fn drop_next(&self, method: u64, count: u32) -> Result<(), ControlError> {
-        let rule = FaultRule { method: Some(method), count, exit_code: None, epochs: None };
+        let rule = FaultRule { method: Some(method), count, exit_code: None, epochs: None, sector: None };
         self.call::<Value>("Sim.DropNext", json!([rule])).await.map(|_| ())
     }
 
     /// The next `count` messages of `method` land `epochs` later than usual.
     pub async fn delay_next(&self, method: u64, epochs: ChainEpoch, count: u32) -> Result<(), ControlError> {
-        let rule = FaultRule { method: Some(method), count, exit_code: None, epochs: Some(epochs) };
+        let rule = FaultRule { method: Some(method), count, exit_code: None, epochs: Some(epochs), sector: None };
         self.call::<Value>("Sim.DelayNext", json!([rule])).await.map(|_| ())
     }
 

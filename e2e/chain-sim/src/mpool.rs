@@ -30,7 +30,8 @@ pub enum PushError {
     Cid(String),
 }
 
-/// A rule that makes the next `count` messages of `method` (any method if `None`) misbehave.
+/// A rule that makes the next `count` messages of `method` (any method if `None`) misbehave;
+/// with `sector`, only messages about that sector.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FaultRule {
@@ -44,6 +45,8 @@ pub struct FaultRule {
     /// `DelayNext`: extra epochs before inclusion.
     #[serde(default)]
     pub epochs: Option<ChainEpoch>,
+    #[serde(default)]
+    pub sector: Option<SectorNumber>,
 }
 
 fn one() -> u32 {
@@ -54,9 +57,11 @@ fn one() -> u32 {
 struct Rules(Vec<FaultRule>);
 
 impl Rules {
-    /// Consumes one use of the first rule matching `method`.
-    fn take(&mut self, method: u64) -> Option<FaultRule> {
-        let i = self.0.iter().position(|r| r.count > 0 && r.method.is_none_or(|m| m == method))?;
+    /// Consumes one use of the first rule matching `method` and the message's `sectors`.
+    fn take(&mut self, method: u64, sectors: &[SectorNumber]) -> Option<FaultRule> {
+        let i = self.0.iter().position(|r| {
+            r.count > 0 && r.method.is_none_or(|m| m == method) && r.sector.is_none_or(|s| sectors.contains(&s))
+        })?;
         self.0[i].count -= 1;
         let rule = self.0[i].clone();
         if self.0[i].count == 0 {
@@ -185,9 +190,10 @@ impl Mpool {
             self.by_uuid.insert(u, cid);
         }
         self.messages.insert(cid, signed.clone());
-        if self.drop.take(method).is_none() {
-            let extra = self.delay.take(method).and_then(|r| r.epochs).unwrap_or(0);
-            let failure = self.fail.take(method).and_then(|r| r.exit_code).map(ExitCode::new);
+        let sectors = sectors_of(method, &signed.message.params);
+        if self.drop.take(method, &sectors).is_none() {
+            let extra = self.delay.take(method, &sectors).and_then(|r| r.epochs).unwrap_or(0);
+            let failure = self.fail.take(method, &sectors).and_then(|r| r.exit_code).map(ExitCode::new);
             self.pending.push(Pending { cid, include_at: head + self.inclusion_delay + extra, failure });
         }
         Ok(signed)
