@@ -101,6 +101,13 @@ fn kubectl(cluster: &Cluster, args: &[&str], stdin: Option<&str>) -> anyhow::Res
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// The kubectl plugin, `kubectl sealing ...`, as a user runs it.
+fn kubectl_sealing(cluster: &Cluster, args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new(cluster.binaries.path("kubectl-sealing")?).env("KUBECONFIG", &cluster.kubeconfig).args(args).output()?;
+    ensure!(out.status.success(), "kubectl sealing {args:?}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 async fn sealing(cluster: &Arc<Cluster>) -> anyhow::Result<Arc<Sealing>> {
     SEALING
         .get_or_try_init(|| async {
@@ -173,6 +180,8 @@ async fn sealing(cluster: &Arc<Cluster>) -> anyhow::Result<Arc<Sealing>> {
                 ("RUST_LOG".to_owned(), "info".to_owned()),
             ];
             let operator = start_operator(&operator_command, &operator_env, &dir)?;
+            wait_until(Duration::from_secs(60), "the operator's /readyz", || async move { Ok(http_status(health, "/readyz").is_ok_and(|c| c == 200)) }).await?;
+            ensure!(http_status(health, "/healthz")? == 200, "the operator's /healthz answers 200");
             Ok(Arc::new(Sealing { sim, endpoint, token, operator: Mutex::new(operator), operator_command, operator_env, dir }))
         })
         .await
@@ -193,6 +202,18 @@ impl Sealing {
         *operator = start_operator(&self.operator_command, &self.operator_env, &self.dir)?;
         Ok(())
     }
+}
+
+/// The status code of a plain HTTP GET on loopback.
+fn http_status(port: u16, path: &str) -> anyhow::Result<u16> {
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let code = response.split_whitespace().nth(1).context("an HTTP status line")?;
+    Ok(code.parse()?)
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -351,13 +372,14 @@ async fn slow_sectors_applied_with_kubectl_are_sealed_proven_on_chain_and_kept_p
 
     // Pause the CC sector once it has its ticket, then send it back to TreeDBuilt.
     wait_for_state(&sectors, "cc", &[State::TicketAssigned, State::PC1Done, State::PC2Done, State::PCSubmitted], Duration::from_secs(120)).await?;
-    patch_spec(&sectors, "cc", json!({"paused": true})).await?;
+    kubectl_sealing(&cluster, &["-n", &ns, "pause", "cc"])?;
     let paused = wait_until(Duration::from_secs(60), "cc to pause", || async {
         Ok(sectors.get("cc").await?.status.is_some_and(|s| s.record.paused.is_some() && s.record.running.is_none()))
     });
     paused.await?;
     let first_ticket = sectors.get("cc").await?.status.and_then(|s| s.record.ticket).context("cc has a ticket")?;
-    patch_spec(&sectors, "cc", json!({"paused": false, "resume": {"state": "TreeDBuilt", "requestedAt": "e2e-1"}})).await?;
+    let answer = kubectl_sealing(&cluster, &["-n", &ns, "resume", "--state", "TreeDBuilt", "cc"])?;
+    ensure!(answer.contains("resumed at TreeDBuilt"), "the plugin prints the operator's answer: {answer}");
 
     // Kill the operator while the sectors are in flight.
     wait_for_state(&sectors, "deal", &[State::PC2Done, State::PCSubmitted, State::PCLanded, State::Persisted, State::PersistanceSubmitted, State::SeedAssigned, State::C1Done], Duration::from_secs(180)).await?;
@@ -461,11 +483,16 @@ async fn pc1_concurrency_one_runs_one_pc1_per_node_and_abort_stops_sectors(clust
         }
     }
     for name in names {
-        patch_spec(&sectors, name, json!({"abort": true})).await?;
+        kubectl_sealing(&cluster, &["-n", &ns, "abort", name])?;
     }
     for name in names {
         wait_for_state(&sectors, name, &[State::Aborted], Duration::from_secs(60)).await?;
     }
+    let listed = kubectl_sealing(&cluster, &["-n", &ns, "list"])?;
+    ensure!(
+        listed.lines().filter(|l| l.contains("Aborted")).count() == 3 && listed.starts_with("NAME"),
+        "kubectl sealing list shows the three aborted sectors:\n{listed}"
+    );
     wait_until(Duration::from_secs(60), "aborted sectors' pods to stop", || async {
         Ok(pods.list(&ListParams::default()).await?.items.iter().all(|p| {
             !matches!(p.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Running" | "Pending"))
