@@ -246,7 +246,8 @@ fn pool_yaml(ns: &str, name: &str, extra: Value) -> String {
         "nodeSelector": {"sealing.filecoin.io/e2e": "true"},
         "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
         "storage": {"scratchPath": format!("/var/lib/sealing/scratch-{ns}"), "storePath": format!("{SHARED_STORE}/{ns}")},
-        "phases": {"pc2": {"gpus": 0}, "c2": {"gpus": 1}},
+        // Window PoSt on CPU: the one test GPU may be busy with a two-minute C2 at a challenge.
+        "phases": {"pc2": {"gpus": 0}, "c2": {"gpus": 1}, "windowPost": {"gpus": 0}},
         "params": {"source": "preloaded"},
         "retry": {"maxAttempts": 3, "initialBackoffSeconds": 2, "maxBackoffSeconds": 10},
     });
