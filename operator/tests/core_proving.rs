@@ -1,11 +1,11 @@
 //! The window PoSt planner of one deadline, in memory: when the proving check runs, what is
 //! declared faulty or recovered, what each PoSt covers, and how an instance ends.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use sealing_operator::core::proving::{
-    Action, CheckResult, Declaration, DeclarationKind, InstanceEnd, PartitionView, PostBatch, ProvingRecord, Timing,
-    Window, plan, retry_batch, roll,
+    Action, CheckResult, Declaration, DeclarationKind, InstanceEnd, PartitionSectors, PartitionView, PostBatch,
+    ProvingRecord, Timing, Window, plan, retry_batch, roll,
 };
 use sealing_operator::core::record::ChainMessage;
 
@@ -20,6 +20,10 @@ fn set(items: &[u64]) -> BTreeSet<u64> {
 
 fn partition(index: u64, live: &[u64], faulty: &[u64], recovering: &[u64]) -> PartitionView {
     PartitionView { index, live: set(live), faulty: set(faulty), recovering: set(recovering) }
+}
+
+fn on(partition: u64, sectors: &[u64]) -> PartitionSectors {
+    PartitionSectors { partition, sectors: sectors.to_vec() }
 }
 
 fn landed(code: i64) -> ChainMessage {
@@ -59,8 +63,8 @@ fn bad_sectors_are_declared_faulty_and_repaired_ones_recovered_per_partition() {
     assert_eq!(
         actions,
         vec![
-            Action::Declare(Declaration { kind: DeclarationKind::Faults, sectors: BTreeMap::from([(0, vec![1]), (1, vec![5])]), message: None }),
-            Action::Declare(Declaration { kind: DeclarationKind::Recoveries, sectors: BTreeMap::from([(1, vec![4])]), message: None }),
+            Action::Declare(Declaration { kind: DeclarationKind::Faults, partitions: vec![on(0, &[1]), on(1, &[5])], message: None }),
+            Action::Declare(Declaration { kind: DeclarationKind::Recoveries, partitions: vec![on(1, &[4])], message: None }),
         ]
     );
 }
@@ -73,7 +77,7 @@ fn declarations_stop_before_the_cutoff_and_a_sent_one_is_waited_for() {
     record.check = Some(CheckResult { bad: vec![1], error: None });
     assert_eq!(plan(&w, &parts, 988, &mut record, &Timing::default()), vec![], "988 is within the 2-epoch margin of cutoff 990");
 
-    let declared = Declaration { kind: DeclarationKind::Faults, sectors: BTreeMap::from([(0, vec![1])]), message: Some(pending()) };
+    let declared = Declaration { kind: DeclarationKind::Faults, partitions: vec![on(0, &[1])], message: Some(pending()) };
     record.declarations.push(declared);
     assert_eq!(plan(&w, &parts, 985, &mut record, &Timing::default()), vec![Action::WaitDeclaration(DeclarationKind::Faults)]);
     assert_eq!(plan(&w, &parts, 991, &mut record, &Timing::default()), vec![Action::WaitDeclaration(DeclarationKind::Faults)], "its receipt is still recorded after the cutoff");

@@ -193,7 +193,7 @@ pub async fn sealed_sectors_stay_proven(
             let status = seen.get(&name).and_then(|d| d.status.as_ref()).context("status")?;
             ensure!(status.period_start == Some(fault_period), "the fault was declared in the period from {fault_period}: {status:?}");
             let cutoff = status.fault_cutoff.context("fault cutoff")?;
-            ensure!(declared.sectors.values().flatten().any(|s| *s == faulty), "the declaration names sector {faulty}: {declared:?}");
+            ensure!(declared.names(faulty), "the declaration names sector {faulty}: {declared:?}");
             ensure!(declared.message.as_ref().and_then(|m| m.exit_code) == Some(0), "the declaration succeeded: {declared:?}");
             ensure!(landed < cutoff, "the declaration landed at {landed}, before the fault cutoff {cutoff}");
             Ok(true)
@@ -220,7 +220,7 @@ pub async fn sealed_sectors_stay_proven(
                 *n == name
                     && *p > fault_period
                     && r.declaration(DeclarationKind::Recoveries).is_some_and(|d| {
-                        d.sectors.values().flatten().any(|s| *s == faulty) && d.message.as_ref().is_some_and(|m| m.exit_code == Some(0))
+                        d.names(faulty) && d.message.as_ref().is_some_and(|m| m.exit_code == Some(0))
                     })
                     && o.ends.get(&(n.clone(), *p)).is_some_and(|e| e == "Proven")
                     && r.posts.iter().any(|b| b.sectors.contains(&faulty) && b.accepted())

@@ -398,23 +398,23 @@ impl Job<'_> {
         let (method, sent) = match declaration.kind {
             DeclarationKind::Faults => {
                 let faults = declaration
-                    .sectors
+                    .partitions
                     .iter()
-                    .map(|(p, s)| Ok(FaultDeclaration { deadline: self.index, partition: *p, sectors: bits(s)? }))
+                    .map(|p| Ok(FaultDeclaration { deadline: self.index, partition: p.partition, sectors: bits(&p.sectors)? }))
                     .collect::<Result<Vec<_>, ProvingError>>()?;
                 (MinerMethod::DeclareFaults, self.push(MinerMethod::DeclareFaults, &DeclareFaultsParams { faults }, declaration.kind.as_str(), 1).await?)
             }
             DeclarationKind::Recoveries => {
                 let recoveries = declaration
-                    .sectors
+                    .partitions
                     .iter()
-                    .map(|(p, s)| Ok(RecoveryDeclaration { deadline: self.index, partition: *p, sectors: bits(s)? }))
+                    .map(|p| Ok(RecoveryDeclaration { deadline: self.index, partition: p.partition, sectors: bits(&p.sectors)? }))
                     .collect::<Result<Vec<_>, ProvingError>>()?;
                 let params = DeclareFaultsRecoveredParams { recoveries };
                 (MinerMethod::DeclareFaultsRecovered, self.push(MinerMethod::DeclareFaultsRecovered, &params, declaration.kind.as_str(), 1).await?)
             }
         };
-        let sectors: Vec<String> = declaration.sectors.values().flatten().map(u64::to_string).collect();
+        let sectors: Vec<String> = declaration.partitions.iter().flat_map(|p| &p.sectors).map(u64::to_string).collect();
         notes.push(Note {
             warning: declaration.kind == DeclarationKind::Faults,
             reason: if declaration.kind == DeclarationKind::Faults { "FaultsDeclared" } else { "RecoveriesDeclared" },

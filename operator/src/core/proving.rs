@@ -6,7 +6,7 @@
 //! fault cutoff and declare faults and recoveries, then at the challenge epoch prove every
 //! partition that has something to prove and submit the proofs before the deadline closes.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -77,6 +77,12 @@ pub enum DeclarationKind {
     Recoveries,
 }
 
+impl Declaration {
+    pub fn names(&self, sector: u64) -> bool {
+        self.partitions.iter().any(|p| p.sectors.contains(&sector))
+    }
+}
+
 impl DeclarationKind {
     pub fn as_str(self) -> &'static str {
         match self {
@@ -86,13 +92,20 @@ impl DeclarationKind {
     }
 }
 
+/// Sectors of one partition.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PartitionSectors {
+    pub partition: u64,
+    pub sectors: Vec<u64>,
+}
+
 /// A declaration sent for this instance: the sectors per partition and its message.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Declaration {
     pub kind: DeclarationKind,
-    /// Partition index to sector numbers.
-    pub sectors: BTreeMap<u64, Vec<u64>>,
+    pub partitions: Vec<PartitionSectors>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<ChainMessage>,
 }
@@ -255,9 +268,9 @@ pub fn plan(window: &Window, partitions: &[PartitionView], head: i64, record: &m
                 for kind in [DeclarationKind::Faults, DeclarationKind::Recoveries] {
                     match record.declaration(kind) {
                         None => {
-                            let sectors = declarable(kind, partitions, &bad);
-                            if !sectors.is_empty() {
-                                actions.push(Action::Declare(Declaration { kind, sectors, message: None }));
+                            let partitions = declarable(kind, partitions, &bad);
+                            if !partitions.is_empty() {
+                                actions.push(Action::Declare(Declaration { kind, partitions, message: None }));
                             }
                         }
                         Some(d) if d.message.as_ref().is_some_and(|m| m.epoch.is_none()) => {
@@ -331,7 +344,7 @@ pub fn retry_batch(batch: &mut PostBatch, error: String, timing: &Timing) {
 /// Faults: live sectors found bad that the chain does not already hold faulty (or that were
 /// declared recovering and are bad again). Recoveries: faulty sectors, not yet recovering, whose
 /// files are good again.
-fn declarable(kind: DeclarationKind, partitions: &[PartitionView], bad: &BTreeSet<u64>) -> BTreeMap<u64, Vec<u64>> {
+fn declarable(kind: DeclarationKind, partitions: &[PartitionView], bad: &BTreeSet<u64>) -> Vec<PartitionSectors> {
     partitions
         .iter()
         .map(|p| {
@@ -349,8 +362,8 @@ fn declarable(kind: DeclarationKind, partitions: &[PartitionView], bad: &BTreeSe
                     .filter(|s| p.live.contains(s) && !p.recovering.contains(s) && !bad.contains(s))
                     .collect(),
             };
-            (p.index, sectors)
+            PartitionSectors { partition: p.index, sectors }
         })
-        .filter(|(_, s)| !s.is_empty())
+        .filter(|p| !p.sectors.is_empty())
         .collect()
 }
