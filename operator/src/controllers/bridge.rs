@@ -238,6 +238,11 @@ impl Bridge {
                 }
             }
         }
+        // Forget when sectors no longer waiting in any batch became ready; across all batches, or
+        // each batch would reset the others' wait and none would ever reach its maximum wait.
+        let waiting: HashSet<(String, ChainTask)> =
+            batches.iter().flat_map(|((_, _, kind), members)| members.iter().map(|s| (uid(s), kind.task()))).collect();
+        self.ready_since.retain(|key, _| waiting.contains(key));
         for ((_, _, kind), members) in batches {
             if let Err(error) = self.batch(kind, members, epoch, &base_fee).await {
                 tracing::warn!(%error, "sending a batch");
@@ -401,8 +406,6 @@ impl Bridge {
     /// Plans and starts the batches of one miner and kind: writes each member's outbox, then pushes.
     async fn batch(&mut self, kind: Kind, members: Vec<Arc<Sector>>, epoch: ChainEpoch, base_fee: &TokenAmount) -> Result<(), BridgeError> {
         let task = kind.task();
-        let live: HashSet<(String, ChainTask)> = members.iter().map(|s| (uid(s), task)).collect();
-        self.ready_since.retain(|key, _| key.1 != task || live.contains(key));
         let mut groups: Vec<Vec<Arc<Sector>>> = Vec::new();
         let (alone, together): (Vec<_>, Vec<_>) = members.into_iter().partition(|s| self.alone.contains(&uid(s)));
         groups.extend(alone.into_iter().map(|s| vec![s]));

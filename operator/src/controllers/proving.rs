@@ -258,7 +258,7 @@ impl Prover {
         status.faults = partitions.iter().map(|p| p.faulty.len() as u64).sum();
         status.recovering = partitions.iter().map(|p| p.recovering.len() as u64).sum();
         status.proven_partitions = proven;
-        status.phase = Some(phase(&record, &window, head, &self.timing).into());
+        status.phase = Some(phase(&record, &window, head, &self.timing, status.sectors > 0).into());
         status.observed_generation = deadline.metadata.generation;
         status.current = Some(record);
         if status != before {
@@ -603,7 +603,10 @@ fn instance_submission(end: InstanceEnd, record: Option<&ProvingRecord>, index: 
 }
 
 /// A word for where the instance stands, for `kubectl get provingdeadlines`.
-fn phase(record: &ProvingRecord, window: &Window, head: ChainEpoch, timing: &Timing) -> &'static str {
+fn phase(record: &ProvingRecord, window: &Window, head: ChainEpoch, timing: &Timing, has_sectors: bool) -> &'static str {
+    if !has_sectors {
+        return "Empty";
+    }
     if record.nothing_to_prove {
         return "NothingToProve";
     }

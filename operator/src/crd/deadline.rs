@@ -96,8 +96,8 @@ pub struct ProvingDeadlineStatus {
     pub proven_partitions: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_submission: Option<Submission>,
-    /// Where the current instance stands: Waiting, Checking, Declaring, Proving, Submitting,
-    /// Proven, Missed or NothingToProve.
+    /// Where the current instance stands: Empty (no sectors), Waiting, Checking, Declaring,
+    /// Proving, Submitting, Proven, Missed or NothingToProve (every sector faulty).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
     /// What the operator did for the current instance: the proving check's verdict, the
