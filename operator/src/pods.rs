@@ -338,6 +338,7 @@ pub fn ended(pod: &Pod) -> Option<PodEnd> {
 
 pub const LABEL_DEADLINE: &str = "sealing.filecoin.io/deadline";
 pub const LABEL_PROVING_TASK: &str = "sealing.filecoin.io/proving-task";
+pub const LABEL_MINER: &str = "sealing.filecoin.io/miner";
 /// The proving period (its start epoch) a proving pod works for.
 pub const LABEL_PERIOD: &str = "sealing.filecoin.io/period-start";
 
@@ -360,8 +361,9 @@ pub enum ProvingTask {
     WindowPost { randomness: String },
 }
 
-/// A proving pod of a ProvingDeadline, on any node the pool allows (the data is in long-term
-/// storage, which every node mounts), owned by the deadline so it goes with it.
+/// A proving pod of a ProvingDeadline, in the pool's namespace, on any node the pool allows (the
+/// data is in long-term storage, which every node mounts). Owned by the pool: an owner must
+/// share the pod's namespace, and the deadline lives in the operator's.
 pub fn proving_pod(
     deadline: &ProvingDeadline,
     pool: &SealingPool,
@@ -370,7 +372,7 @@ pub fn proving_pod(
     task: &ProvingTask,
     replicas: &[StoredReplica],
 ) -> Result<Pod, PodError> {
-    let owner = deadline.controller_owner_ref(&()).ok_or(PodError::Metadata("uid"))?;
+    let owner = pool.controller_owner_ref(&()).ok_or(PodError::Metadata("uid"))?;
     let deadline_name = deadline.metadata.name.as_deref().ok_or(PodError::Metadata("name"))?;
     let (verb, gpus) = match task {
         ProvingTask::Check => ("proving-check", false),
@@ -408,6 +410,7 @@ pub fn proving_pod(
     let labels = BTreeMap::from([
         ("app.kubernetes.io/managed-by".to_owned(), MANAGED_BY.to_owned()),
         (LABEL_DEADLINE.to_owned(), deadline_name.to_owned()),
+        (LABEL_MINER.to_owned(), deadline.spec.miner.clone()),
         (LABEL_PROVING_TASK.to_owned(), verb.to_owned()),
         (LABEL_PERIOD.to_owned(), period_start.to_string()),
     ]);
@@ -421,7 +424,7 @@ pub fn proving_pod(
     };
     let metadata = ObjectMeta {
         name: Some(name.to_owned()),
-        namespace: deadline.metadata.namespace.clone(),
+        namespace: pool.metadata.namespace.clone(),
         labels: Some(labels),
         owner_references: Some(vec![owner]),
         ..Default::default()

@@ -141,6 +141,13 @@ fn deadline() -> sealing_operator::crd::ProvingDeadline {
     d
 }
 
+fn miners_pool() -> SealingPool {
+    let mut pool = pool();
+    pool.metadata.namespace = Some("miners".into());
+    pool.metadata.uid = Some("pool-uid".into());
+    pool
+}
+
 fn replicas() -> Vec<sealing_operator::pods::StoredReplica> {
     use sealing_operator::pods::StoredReplica;
     vec![
@@ -153,7 +160,7 @@ fn replicas() -> Vec<sealing_operator::pods::StoredReplica> {
 fn window_post_pods_read_every_store_read_only_use_the_pool_gpus_and_are_not_pinned() {
     use sealing_operator::pods::{ProvingTask, proving_pod};
     let task = ProvingTask::WindowPost { randomness: "cc".repeat(32) };
-    let pod = proving_pod(&deadline(), &pool(), "t01000-3-post-96-0-1", 96, &task, &replicas()).expect("pod builds");
+    let pod = proving_pod(&deadline(), &miners_pool(), "t01000-3-post-96-0-1", 96, &task, &replicas()).expect("pod builds");
     let spec = pod.spec.clone().unwrap();
     let container = &spec.containers[0];
     let args = args(&pod);
@@ -168,14 +175,15 @@ fn window_post_pods_read_every_store_read_only_use_the_pool_gpus_and_are_not_pin
     assert_eq!(spec.affinity, pool().spec.affinity, "any node of the pool, not one node");
     assert_eq!(spec.automount_service_account_token, Some(false));
     let owner = &pod.metadata.owner_references.clone().unwrap()[0];
-    assert_eq!((owner.kind.as_str(), owner.uid.as_str()), ("ProvingDeadline", "dl-uid"));
+    assert_eq!((owner.kind.as_str(), owner.uid.as_str()), ("SealingPool", "pool-uid"), "owned by the pool, whose namespace it runs in");
+    assert_eq!(pod.metadata.namespace.as_deref(), Some("miners"));
     assert_eq!(pod.metadata.labels.clone().unwrap().get("sealing.filecoin.io/period-start").map(String::as_str), Some("96"));
 }
 
 #[test]
 fn proving_check_pods_use_no_gpu_and_draw_their_own_challenges() {
     use sealing_operator::pods::{ProvingTask, proving_pod};
-    let pod = proving_pod(&deadline(), &pool(), "t01000-3-check-96", 96, &ProvingTask::Check, &replicas()).expect("pod builds");
+    let pod = proving_pod(&deadline(), &miners_pool(), "t01000-3-check-96", 96, &ProvingTask::Check, &replicas()).expect("pod builds");
     let args = args(&pod);
     assert_eq!(args[0], "proving-check");
     assert!(!args.contains(&"--randomness".to_owned()));

@@ -545,7 +545,8 @@ async fn pledge_loop_keeps_the_configured_sectors_in_flight(cluster: Arc<Cluster
 
 /// A precommit batch whose message fails (exit code 7, out of gas: temporary) is sent again, each
 /// member alone, and the sectors go on; the failure is visible as a Warning Event. The sectors
-/// have fixed numbers so that the simulator fails only messages about them.
+/// have fixed numbers so that the simulator fails only messages about them (and names that
+/// YAML 1.1, which kubectl reads, cannot take for booleans such as `y`).
 async fn failed_precommit_batch_is_resent_member_by_member_and_the_sectors_go_on(cluster: Arc<Cluster>) -> anyhow::Result<()> {
     const OUT_OF_GAS: u32 = 7;
     let sealing = sealing(&cluster).await?;
@@ -553,9 +554,11 @@ async fn failed_precommit_batch_is_resent_member_by_member_and_the_sectors_go_on
     prepare_storage(&cluster, &ns)?;
     let sectors: Api<Sector> = Api::namespaced(cluster.client.clone(), &ns);
     kubectl(&cluster, &["apply", "-f", "-"], Some(&pool_yaml(&ns, "pool", json!({}))))?;
-    let (x, y) = (7001u64, 7002u64);
+    // The higher number first: the chain bridge numbers other sectors above the highest it sees,
+    // so none can take the lower one meanwhile.
+    let (x, y) = (7002u64, 7001u64);
     sealing.sim.fail_next_for_sector(PRECOMMIT, OUT_OF_GAS, x).await?;
-    let manifests: Vec<String> = [("x", x), ("y", y)]
+    let manifests: Vec<String> = [("first", x), ("second", y)]
         .iter()
         .map(|(name, number)| {
             serde_yaml::to_string(&json!({
@@ -568,9 +571,9 @@ async fn failed_precommit_batch_is_resent_member_by_member_and_the_sectors_go_on
         .collect();
     kubectl(&cluster, &["apply", "-f", "-"], Some(&manifests.join("---\n")))?;
     let landed = [State::PCLanded, State::Persisted, State::PersistanceSubmitted, State::SeedAssigned, State::C1Done, State::C2Done, State::ProofSubmitted, State::Finished];
-    let sector_x = wait_for_state(&sectors, "x", &landed, Duration::from_secs(400)).await?;
-    wait_for_state(&sectors, "y", &landed, Duration::from_secs(400)).await?;
-    for name in ["x", "y"] {
+    let sector_x = wait_for_state(&sectors, "first", &landed, Duration::from_secs(400)).await?;
+    wait_for_state(&sectors, "second", &landed, Duration::from_secs(400)).await?;
+    for name in ["first", "second"] {
         patch_spec(&sectors, name, json!({"abort": true})).await?;
     }
 
@@ -578,16 +581,16 @@ async fn failed_precommit_batch_is_resent_member_by_member_and_the_sectors_go_on
     let sent = |n: u64| counts.by_sector.get(&n).and_then(|m| m.get(&PRECOMMIT)).copied().unwrap_or_default();
     ensure!(sent(x) == 2, "sector {x}: the failed precommit and the one sent alone, got {}", sent(x));
     ensure!((1..=2).contains(&sent(y)), "sector {y}: its own precommit, or the failed batch and its own: {}", sent(y));
-    let record = sector_x.status.context("x has a status")?.record;
+    let record = sector_x.status.context("first has a status")?.record;
     ensure!(record.precommit.as_ref().is_some_and(|m| m.landed_ok()), "the resent precommit landed: {:?}", record.precommit);
     let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(cluster.client.clone(), &ns);
     let warned = events.list(&ListParams::default()).await?.items.iter().any(|e| {
-        e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("x")
+        e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("first")
             && e.type_.as_deref() == Some("Warning")
             && e.note.as_deref().is_some_and(|n| n.contains("failed with exit code 7"))
     });
-    ensure!(warned, "a Warning Event on x says the precommit failed with exit code 7");
-    for name in ["x", "y"] {
+    ensure!(warned, "a Warning Event on the first sector says the precommit failed with exit code 7");
+    for name in ["first", "second"] {
         wait_for_state(&sectors, name, &[State::Aborted], Duration::from_secs(60)).await?;
     }
     Ok(())

@@ -76,12 +76,40 @@ pub async fn publish<K: Resource<DynamicType = ()>>(ctx: &Context, object: &K, n
         let event = KubeEvent {
             type_: if note.warning { EventType::Warning } else { EventType::Normal },
             reason: note.reason.into(),
-            note: Some(note.message),
+            note: Some(shortened(note.message, EVENT_NOTE_LIMIT)),
             action,
             secondary: None,
         };
         if let Err(error) = ctx.recorder.publish(&event, &reference).await {
             tracing::warn!(%error, "cannot record an event");
         }
+    }
+}
+
+/// The API server refuses an Event whose note is longer than 1 KiB.
+const EVENT_NOTE_LIMIT: usize = 1024;
+
+/// `text` cut to at most `limit` bytes on a character boundary, marked with an ellipsis.
+fn shortened(text: String, limit: usize) -> String {
+    if text.len() <= limit {
+        return text;
+    }
+    let mut end = limit - '…'.len_utf8();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shortened;
+
+    #[test]
+    fn long_notes_are_cut_on_a_character_boundary() {
+        assert_eq!(shortened("short".into(), 1024), "short");
+        let long = "é".repeat(1000);
+        let cut = shortened(long, 1024);
+        assert!(cut.len() <= 1024 && cut.ends_with('…'), "{}", cut.len());
     }
 }

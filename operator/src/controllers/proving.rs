@@ -2,7 +2,9 @@
 //! keeps one ProvingDeadline per deadline index (in the operator's namespace), with the epochs,
 //! partitions and faults the chain reports, and carries out what `core::proving` plans: proving
 //! checks and fault/recovery declarations before the fault cutoff, window PoSt pods at the
-//! challenge epoch, SubmitWindowedPoSt before the deadline closes.
+//! challenge epoch, SubmitWindowedPoSt before the deadline closes. The pods run in the namespace
+//! of the pool whose sectors they read (where hostPath volumes are allowed, as for step pods),
+//! owned by that pool and labelled with their deadline.
 //!
 //! Every pod name and MsgUuid is derived from (deadline, proving period, batch, attempt), so a
 //! restart at any point finds the pod it started and pushes the message it pushed before.
@@ -48,7 +50,7 @@ use crate::core::proving::{
 };
 use crate::core::record::ChainMessage;
 use crate::crd::{ProvingDeadline, ProvingDeadlineSpec, ProvingDeadlineStatus, SealingPool, Sector, Submission};
-use crate::pods::{LABEL_DEADLINE, LABEL_PERIOD, ProvingTask, StoredReplica, ended, proving_pod, sector_subdir};
+use crate::pods::{LABEL_DEADLINE, LABEL_MINER, LABEL_PERIOD, ProvingTask, StoredReplica, ended, proving_pod, sector_subdir};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProvingError {
@@ -280,14 +282,15 @@ impl Prover {
     /// Deletes the pods of instances before `previous`: the last instance's stay for
     /// `kubectl logs`.
     async fn clean_pods(&self, deadline: &ProvingDeadline, previous: i64) {
-        let pods: Api<Pod> = Api::namespaced(self.ctx.client.clone(), &self.namespace);
-        let selector = format!("{LABEL_DEADLINE}={}", deadline.name_any());
-        let listed = match pods.list(&ListParams::default().labels(&selector)).await {
+        let all: Api<Pod> = Api::all(self.ctx.client.clone());
+        let selector = format!("{LABEL_DEADLINE}={},{LABEL_MINER}={}", deadline.name_any(), deadline.spec.miner);
+        let listed = match all.list(&ListParams::default().labels(&selector)).await {
             Ok(listed) => listed,
             Err(error) => return tracing::warn!(%error, "listing old proving pods"),
         };
         for pod in listed {
             let period: Option<i64> = pod.labels().get(LABEL_PERIOD).and_then(|p| p.parse().ok());
+            let pods: Api<Pod> = Api::namespaced(self.ctx.client.clone(), &pod.namespace().unwrap_or_default());
             if period.is_some_and(|p| p < previous)
                 && let Err(error) = pods.delete(&pod.name_any(), &DeleteParams::default()).await
             {
@@ -319,9 +322,6 @@ impl Job<'_> {
         }
     }
 
-    fn pods(&self) -> Api<Pod> {
-        Api::namespaced(self.prover.ctx.client.clone(), &self.prover.namespace)
-    }
 
     fn name(&self) -> String {
         self.deadline.name_any()
@@ -351,7 +351,7 @@ impl Job<'_> {
 
     /// Finds the pod named `name`, or starts it; its result once it has ended.
     async fn run_pod(&self, name: &str, task: &ProvingTask, replicas: &[StoredReplica], pool: &SealingPool, notes: &mut Vec<Note>) -> Result<Option<Result<Value, String>>, ProvingError> {
-        let pods = self.pods();
+        let pods: Api<Pod> = Api::namespaced(self.prover.ctx.client.clone(), &pool.namespace().unwrap_or_default());
         let Some(pod) = pods.get_opt(name).await? else {
             let pod = proving_pod(self.deadline, pool, name, self.window.period_start, task, replicas)?;
             match pods.create(&PostParams::default(), &pod).await {
