@@ -194,6 +194,24 @@ fn start_operator(command: &[String], env: &[(String, String)], dir: &Path) -> a
 }
 
 impl Sealing {
+    /// Stops the operator with SIGTERM, as Kubernetes does, checks that it exits cleanly and
+    /// soon, and starts a new one.
+    async fn stop_operator_gracefully(&self) -> anyhow::Result<()> {
+        let pid = self.operator.lock().unwrap_or_else(|e| e.into_inner()).id();
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM)?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = self.operator.lock().unwrap_or_else(|e| e.into_inner()).try_wait()? {
+                break status;
+            }
+            ensure!(tokio::time::Instant::now() < deadline, "the operator did not stop within 30s of SIGTERM");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        ensure!(status.success(), "the operator exits cleanly on SIGTERM: {status}");
+        *self.operator.lock().unwrap_or_else(|e| e.into_inner()) = start_operator(&self.operator_command, &self.operator_env, &self.dir)?;
+        Ok(())
+    }
+
     /// Kills the operator with SIGKILL, as a crash would, and starts a new one.
     fn restart_operator(&self) -> anyhow::Result<()> {
         let mut operator = self.operator.lock().unwrap_or_else(|e| e.into_inner());
@@ -427,6 +445,18 @@ async fn slow_sectors_applied_with_kubectl_are_sealed_proven_on_chain_and_kept_p
             ensure!(seen.insert(key.clone(), pod.name_any()).is_none(), "two pods for {key:?}");
         }
     }
+
+    // What kubectl shows of them: the Sealing condition, and the pool's counts.
+    for status in [&cc_status, &deal_status] {
+        let sealing = status.conditions.iter().find(|c| c.type_ == "Sealing").context("a Sealing condition")?;
+        ensure!(sealing.status == "False" && sealing.reason == "Finished", "Sealing condition of a finished sector: {sealing:?}");
+    }
+    let pools: Api<sealing_operator::crd::SealingPool> = Api::namespaced(cluster.client.clone(), &ns);
+    wait_until(Duration::from_secs(30), "the pool to count two finished sectors", || async {
+        Ok(pools.get("pool").await?.status.is_some_and(|s| s.finished == 2 && s.sealing == 0))
+    })
+    .await?;
+    sealing.stop_operator_gracefully().await?;
 
     // Sealed, the sectors are proven every proving period from now on.
     let mut sealed = Vec::new();
