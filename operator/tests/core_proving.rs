@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use sealing_operator::core::proving::{
     Action, CheckResult, Declaration, DeclarationKind, InstanceEnd, PartitionSectors, PartitionView, PostBatch,
-    ProvingRecord, Timing, Window, plan, retry_batch, roll,
+    ProvingRecord, Timing, Window, message_task, plan, retry_batch, roll,
 };
 use sealing_operator::core::record::ChainMessage;
 
@@ -178,4 +178,13 @@ fn a_failed_post_is_retried_once_then_given_up() {
     assert_eq!(record.posts[0].attempt, 2);
     assert_eq!(record.posts[0].error.as_deref(), Some("pod failed"));
     assert_eq!(plan(&w, &parts, 1002, &mut record, &timing), vec![], "attempts are used up");
+}
+
+#[test]
+fn each_period_declares_and_proves_with_messages_of_its_own() {
+    let faults = DeclarationKind::Faults.as_str();
+    assert_ne!(message_task(faults, 0), message_task(faults, 96), "a second fault of the deadline is a new message");
+    assert_ne!(message_task(faults, 0), message_task(DeclarationKind::Recoveries.as_str(), 0));
+    assert_ne!(message_task("window-post-0", 0), message_task("window-post-1", 0));
+    assert_eq!(message_task(faults, 96), message_task(faults, 96), "the same message after a restart");
 }

@@ -12,6 +12,7 @@ use filecoin_chain::policy::WindowPoStPolicy;
 use filecoin_chain::tipset::TipSetKey;
 use filecoin_chain::{ChainAddress, LotusClient};
 use kube::{Api, ResourceExt};
+use sealing_operator::controllers::proving::deadline_name;
 use sealing_operator::core::proving::{DeclarationKind, ProvingRecord};
 use sealing_operator::crd::ProvingDeadline;
 
@@ -135,7 +136,7 @@ pub async fn sealed_sectors_stay_proven(
     let lotus = LotusClient::new(filecoin_chain::client::ClientConfig::new(endpoint.to_owned(), token))?;
     let numbers: Vec<u64> = sectors.iter().map(|s| s.number).collect();
     let locations = locate(&lotus, &numbers).await?;
-    let names: BTreeSet<String> = locations.values().map(|(d, _)| format!("{MINER}-{d}")).collect();
+    let names: BTreeSet<String> = locations.values().map(|(d, _)| deadline_name(MINER, *d)).collect();
     eprintln!("e2e: sectors at (deadline, partition) {locations:?}");
     let api: Api<ProvingDeadline> = Api::namespaced(client, "sealing-system");
     let mut observer = Observer { api, lotus, names: names.clone(), records: BTreeMap::new(), ends: BTreeMap::new() };
@@ -170,7 +171,7 @@ pub async fn sealed_sectors_stay_proven(
     // next instance's proving check.
     let sector = sectors.iter().find(|s| s.number == faulty).context("the faulty sector is one of the sealed ones")?;
     let (fault_deadline, _) = locations[&faulty];
-    let name = format!("{MINER}-{fault_deadline}");
+    let name = deadline_name(MINER, fault_deadline);
     let sealed = sector.store_dir.join("sealed");
     let mut fault_period = 0;
     let check_lead = 2 * POLICY.challenge_window + 4;

@@ -45,8 +45,8 @@ use serde_json::Value;
 use super::{Context, Note, publish};
 use crate::core::outcome::step_result;
 use crate::core::proving::{
-    Action, CheckResult, Declaration, DeclarationKind, InstanceEnd, PartitionView, ProvingRecord, Timing, Window, plan,
-    retry_batch, roll,
+    Action, CheckResult, Declaration, DeclarationKind, InstanceEnd, PartitionView, ProvingRecord, Timing, Window,
+    message_task, plan, retry_batch, roll,
 };
 use crate::core::record::ChainMessage;
 use crate::crd::{ProvingDeadline, ProvingDeadlineSpec, ProvingDeadlineStatus, SealingPool, Sector, Submission};
@@ -394,24 +394,26 @@ impl Job<'_> {
     }
 
     async fn declare(&self, record: &mut ProvingRecord, mut declaration: Declaration, notes: &mut Vec<Note>) -> Result<(), ProvingError> {
-        let bits = |sectors: &Vec<u64>| BitField::try_from_bits(sectors.iter().copied()).map_err(|e| invalid(format!("sector numbers: {e}")));
+        let declared = declaration
+            .partitions
+            .iter()
+            .map(|p| {
+                let sectors = BitField::try_from_bits(p.sectors.iter().copied()).map_err(|e| invalid(format!("sector numbers: {e}")))?;
+                Ok((p.partition, sectors))
+            })
+            .collect::<Result<Vec<_>, ProvingError>>()?;
+        // One declaration per kind and proving period: its MsgUuid says which.
+        let task = message_task(declaration.kind.as_str(), self.window.period_start);
+        let deadline = self.index;
         let (method, sent) = match declaration.kind {
             DeclarationKind::Faults => {
-                let faults = declaration
-                    .partitions
-                    .iter()
-                    .map(|p| Ok(FaultDeclaration { deadline: self.index, partition: p.partition, sectors: bits(&p.sectors)? }))
-                    .collect::<Result<Vec<_>, ProvingError>>()?;
-                (MinerMethod::DeclareFaults, self.push(MinerMethod::DeclareFaults, &DeclareFaultsParams { faults }, declaration.kind.as_str(), 1).await?)
+                let faults = declared.into_iter().map(|(partition, sectors)| FaultDeclaration { deadline, partition, sectors }).collect();
+                (MinerMethod::DeclareFaults, self.push(MinerMethod::DeclareFaults, &DeclareFaultsParams { faults }, &task, 1).await?)
             }
             DeclarationKind::Recoveries => {
-                let recoveries = declaration
-                    .partitions
-                    .iter()
-                    .map(|p| Ok(RecoveryDeclaration { deadline: self.index, partition: p.partition, sectors: bits(&p.sectors)? }))
-                    .collect::<Result<Vec<_>, ProvingError>>()?;
+                let recoveries = declared.into_iter().map(|(partition, sectors)| RecoveryDeclaration { deadline, partition, sectors }).collect();
                 let params = DeclareFaultsRecoveredParams { recoveries };
-                (MinerMethod::DeclareFaultsRecovered, self.push(MinerMethod::DeclareFaultsRecovered, &params, declaration.kind.as_str(), 1).await?)
+                (MinerMethod::DeclareFaultsRecovered, self.push(MinerMethod::DeclareFaultsRecovered, &params, &task, 1).await?)
             }
         };
         let sectors: Vec<String> = declaration.partitions.iter().flat_map(|p| &p.sectors).map(u64::to_string).collect();
@@ -499,7 +501,7 @@ impl Job<'_> {
             chain_commit_epoch: challenge,
             chain_commit_rand: Randomness(commit_rand.to_vec()),
         };
-        let task = format!("window-post-{}-{batch}", self.window.period_start);
+        let task = message_task(&format!("window-post-{batch}"), self.window.period_start);
         let sent = self.push(MinerMethod::SubmitWindowedPoSt, &params, &task, post.attempt).await?;
         notes.push(Note { warning: false, reason: "PoStSubmitted", message: format!("SubmitWindowedPoSt {} for partitions {:?}, skipping {:?}", sent.cid, post.partitions, post.skipped) });
         status.last_submission = Some(submission(self.window.period_start, &sent, "Pending", None));
@@ -558,9 +560,9 @@ impl Job<'_> {
     }
 }
 
-/// `<miner>-<index>`, e.g. `t01000-7`.
+/// `<miner>-<index>` with two digits, e.g. `t01000-07`, so that kubectl lists them in order.
 pub fn deadline_name(miner: &str, index: u64) -> String {
-    format!("{miner}-{index}")
+    format!("{miner}-{index:02}")
 }
 
 fn numbers(value: &Value) -> Vec<u64> {

@@ -70,6 +70,13 @@ impl Default for Timing {
     }
 }
 
+/// The key of a message in its MsgUuid (with the deadline's uid and the attempt): one per
+/// declaration kind, or per PoSt batch, and proving period, so that a message pushed again
+/// after a crash is the same one, and next period's is a new one.
+pub fn message_task(what: &str, period_start: i64) -> String {
+    format!("{what}-{period_start}")
+}
+
 /// Faults (DeclareFaults) or recoveries (DeclareFaultsRecovered).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
 pub enum DeclarationKind {
