@@ -20,7 +20,7 @@ use kube::{Api, Client, ResourceExt};
 use sealing_operator::config::Config;
 use sealing_operator::controllers::bridge::{self, Bridge};
 use sealing_operator::controllers::proving::Prover;
-use sealing_operator::controllers::{Context, pool, sector};
+use sealing_operator::controllers::{Context, own_namespace, pool, sector};
 use sealing_operator::crd::{SealingPool, Sector};
 use sealing_operator::pods::MANAGED_BY;
 
@@ -84,8 +84,7 @@ async fn run(config_path: PathBuf, listen: SocketAddr) -> anyhow::Result<()> {
     let token = bridge::token(&ctx, &ctx.config).await?;
     let chain_bridge = Bridge::new(ctx.clone(), sector_store.clone(), token.clone())?;
     let bridge_task = tokio::spawn(chain_bridge.run());
-    let own_namespace = std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "sealing-system".into());
-    let proving_namespace = ctx.config.proving.namespace.clone().unwrap_or(own_namespace);
+    let proving_namespace = ctx.config.proving.namespace.clone().unwrap_or_else(own_namespace);
     let prover = Prover::new(ctx.clone(), sector_store.clone(), pool_store, token, proving_namespace)?;
     let prover_task = tokio::spawn(prover.run());
 

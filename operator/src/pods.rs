@@ -151,29 +151,24 @@ pub fn step_pod(sector: &Sector, pool: &SealingPool, record: &SectorRecord, runn
     });
     env.push(EnvVar { name: "RUST_LOG".into(), value: Some("info".into()), ..Default::default() });
 
-    let resources = resources(pool, phase(&pool.spec.phases, step), true);
+    let resources = resources(pool, phase(&pool.spec.phases, step));
 
-    let labels = BTreeMap::from([
-        ("app.kubernetes.io/managed-by".to_owned(), MANAGED_BY.to_owned()),
-        (LABEL_SECTOR.to_owned(), name.to_owned()),
-        (LABEL_POOL.to_owned(), spec.pool.clone()),
-        (LABEL_STEP.to_owned(), step.as_str().to_owned()),
-        (LABEL_ATTEMPT.to_owned(), running.attempt.to_string()),
-    ]);
-    let owner = sector.controller_owner_ref(&()).ok_or(PodError::Metadata("uid"))?;
+    let metadata = owned_metadata(
+        pod_name(name, step, running.attempt),
+        sector,
+        [
+            (LABEL_SECTOR, name.to_owned()),
+            (LABEL_POOL, spec.pool.clone()),
+            (LABEL_STEP, step.as_str().to_owned()),
+            (LABEL_ATTEMPT, running.attempt.to_string()),
+        ],
+    )?;
     let container = Container {
         name: "step".into(),
         args: Some(args),
         env: Some(env),
         volume_mounts: Some(mounts),
         resources: Some(resources),
-        ..Default::default()
-    };
-    let metadata = ObjectMeta {
-        name: Some(pod_name(name, step, running.attempt)),
-        namespace: sector.metadata.namespace.clone(),
-        labels: Some(labels),
-        owner_references: Some(vec![owner]),
         ..Default::default()
     };
     Ok(pool_pod(pool, metadata, Some(&running.node), container, volumes))
@@ -216,8 +211,8 @@ fn pool_pod(pool: &SealingPool, metadata: ObjectMeta, node: Option<&str>, contai
     }
 }
 
-/// A phase's CPU, memory and (when `gpus` says so) GPU requests.
-fn resources(pool: &SealingPool, settings: &PhaseSettings, gpus: bool) -> ResourceRequirements {
+/// A phase's CPU, memory and GPU requests.
+fn resources(pool: &SealingPool, settings: &PhaseSettings) -> ResourceRequirements {
     let mut requests = BTreeMap::new();
     let mut limits = BTreeMap::new();
     if let Some(cpu) = &settings.cpu {
@@ -227,7 +222,7 @@ fn resources(pool: &SealingPool, settings: &PhaseSettings, gpus: bool) -> Resour
         requests.insert("memory".to_owned(), memory.clone());
         limits.insert("memory".to_owned(), memory.clone());
     }
-    if gpus && settings.gpus > 0 {
+    if settings.gpus > 0 {
         limits.insert(pool.spec.gpu_resource.clone(), Quantity(settings.gpus.to_string()));
     }
     ResourceRequirements {
@@ -235,6 +230,21 @@ fn resources(pool: &SealingPool, settings: &PhaseSettings, gpus: bool) -> Resour
         limits: (!limits.is_empty()).then_some(limits),
         ..Default::default()
     }
+}
+
+/// A pod's metadata: in `owner`'s namespace, owned by it (so it goes with it), labelled as the
+/// operator's and with `labels`.
+fn owned_metadata<K: Resource<DynamicType = ()>, const N: usize>(name: String, owner: &K, labels: [(&str, String); N]) -> Result<ObjectMeta, PodError> {
+    let reference = owner.controller_owner_ref(&()).ok_or(PodError::Metadata("uid"))?;
+    let mut all = BTreeMap::from([("app.kubernetes.io/managed-by".to_owned(), MANAGED_BY.to_owned())]);
+    all.extend(labels.into_iter().map(|(k, v)| (k.to_owned(), v)));
+    Ok(ObjectMeta {
+        name: Some(name),
+        namespace: owner.meta().namespace.clone(),
+        labels: Some(all),
+        owner_references: Some(vec![reference]),
+        ..Default::default()
+    })
 }
 
 fn host_path(name: &str, path: &str, type_: &str) -> Volume {
@@ -295,23 +305,12 @@ pub fn params_pod(pool: &SealingPool, node: &str) -> Result<Pod, PodError> {
         args.extend(["--base-url".into(), url.clone()]);
     }
     let cache = &settings.cache_path;
-    let labels = BTreeMap::from([
-        ("app.kubernetes.io/managed-by".to_owned(), MANAGED_BY.to_owned()),
-        (LABEL_PARAMS_POOL.to_owned(), name.to_owned()),
-    ]);
-    let owner = pool.controller_owner_ref(&()).ok_or(PodError::Metadata("uid"))?;
+    let metadata = owned_metadata(params_pod_name(name, node), pool, [(LABEL_PARAMS_POOL, name.to_owned())])?;
     let container = Container {
         name: "params".into(),
         args: Some(args),
         env: Some(vec![EnvVar { name: "FIL_PROOFS_PARAMETER_CACHE".into(), value: Some(cache.clone()), ..Default::default() }]),
         volume_mounts: Some(vec![mount("params", cache, false)]),
-        ..Default::default()
-    };
-    let metadata = ObjectMeta {
-        name: Some(params_pod_name(name, node)),
-        namespace: pool.metadata.namespace.clone(),
-        labels: Some(labels),
-        owner_references: Some(vec![owner]),
         ..Default::default()
     };
     Ok(pool_pod(pool, metadata, Some(node), container, vec![host_path("params", cache, "DirectoryOrCreate")]))
@@ -361,6 +360,19 @@ pub enum ProvingTask {
     WindowPost { randomness: String },
 }
 
+/// The sealer-pod subcommands of proving pods, also the step names in their results.
+pub const PROVING_CHECK: &str = "proving-check";
+pub const WINDOW_POST: &str = "window-post";
+
+impl ProvingTask {
+    pub fn verb(&self) -> &'static str {
+        match self {
+            ProvingTask::Check => PROVING_CHECK,
+            ProvingTask::WindowPost { .. } => WINDOW_POST,
+        }
+    }
+}
+
 /// A proving pod of a ProvingDeadline, in the pool's namespace, on any node the pool allows (the
 /// data is in long-term storage, which every node mounts). Owned by the pool: an owner must
 /// share the pod's namespace, and the deadline lives in the operator's.
@@ -372,12 +384,8 @@ pub fn proving_pod(
     task: &ProvingTask,
     replicas: &[StoredReplica],
 ) -> Result<Pod, PodError> {
-    let owner = pool.controller_owner_ref(&()).ok_or(PodError::Metadata("uid"))?;
     let deadline_name = deadline.metadata.name.as_deref().ok_or(PodError::Metadata("name"))?;
-    let (verb, gpus) = match task {
-        ProvingTask::Check => ("proving-check", false),
-        ProvingTask::WindowPost { .. } => ("window-post", true),
-    };
+    let verb = task.verb();
     let mut args: Vec<String> =
         vec![verb.into(), "--miner".into(), deadline.spec.miner.clone(), "--sector-size".into(), pool.spec.sector_size.as_str().into()];
     if let ProvingTask::WindowPost { randomness } = task {
@@ -399,34 +407,36 @@ pub fn proving_pod(
         mounts.push(mount(&volume, &format!("{STORE_MOUNT}/{k}"), true));
     }
     let cache = &pool.spec.params.cache_path;
-    if gpus {
-        volumes.push(host_path("params", cache, "Directory"));
-        mounts.push(mount("params", cache, true));
+    // Only window PoSt makes a SNARK: it loads parameters and uses the phase's GPUs; the check
+    // computes vanilla proofs on the CPU.
+    let mut settings = pool.spec.phases.window_post.clone();
+    match task {
+        ProvingTask::WindowPost { .. } => {
+            volumes.push(host_path("params", cache, "Directory"));
+            mounts.push(mount("params", cache, true));
+        }
+        ProvingTask::Check => settings.gpus = 0,
     }
     let env = vec![
         EnvVar { name: "FIL_PROOFS_PARAMETER_CACHE".into(), value: Some(cache.clone()), ..Default::default() },
         EnvVar { name: "RUST_LOG".into(), value: Some("info".into()), ..Default::default() },
     ];
-    let labels = BTreeMap::from([
-        ("app.kubernetes.io/managed-by".to_owned(), MANAGED_BY.to_owned()),
-        (LABEL_DEADLINE.to_owned(), deadline_name.to_owned()),
-        (LABEL_MINER.to_owned(), deadline.spec.miner.clone()),
-        (LABEL_PROVING_TASK.to_owned(), verb.to_owned()),
-        (LABEL_PERIOD.to_owned(), period_start.to_string()),
-    ]);
+    let metadata = owned_metadata(
+        name.to_owned(),
+        pool,
+        [
+            (LABEL_DEADLINE, deadline_name.to_owned()),
+            (LABEL_MINER, deadline.spec.miner.clone()),
+            (LABEL_PROVING_TASK, verb.to_owned()),
+            (LABEL_PERIOD, period_start.to_string()),
+        ],
+    )?;
     let container = Container {
         name: "proving".into(),
         args: Some(args),
         env: Some(env),
         volume_mounts: Some(mounts),
-        resources: Some(resources(pool, &pool.spec.phases.window_post, gpus)),
-        ..Default::default()
-    };
-    let metadata = ObjectMeta {
-        name: Some(name.to_owned()),
-        namespace: pool.metadata.namespace.clone(),
-        labels: Some(labels),
-        owner_references: Some(vec![owner]),
+        resources: Some(resources(pool, &settings)),
         ..Default::default()
     };
     Ok(pool_pod(pool, metadata, None, container, volumes))
@@ -451,20 +461,11 @@ pub fn removal_pod(sector: &Sector, pool: &SealingPool, node: &str, store: bool)
         volumes.push(host_path("store", &storage.store_path, "DirectoryOrCreate"));
         mounts.push(mount("store", STORE_MOUNT, false));
     }
-    let labels = BTreeMap::from([
-        ("app.kubernetes.io/managed-by".to_owned(), MANAGED_BY.to_owned()),
-        (LABEL_SECTOR.to_owned(), name.to_owned()),
-        (LABEL_POOL.to_owned(), sector.spec.pool.clone()),
-        (LABEL_STEP.to_owned(), "remove".to_owned()),
-    ]);
-    let owner = sector.controller_owner_ref(&()).ok_or(PodError::Metadata("uid"))?;
+    let metadata = owned_metadata(
+        removal_pod_name(name, store),
+        sector,
+        [(LABEL_SECTOR, name.to_owned()), (LABEL_POOL, sector.spec.pool.clone()), (LABEL_STEP, "remove".to_owned())],
+    )?;
     let container = Container { name: "remove".into(), args: Some(args), volume_mounts: Some(mounts), ..Default::default() };
-    let metadata = ObjectMeta {
-        name: Some(removal_pod_name(name, store)),
-        namespace: sector.metadata.namespace.clone(),
-        labels: Some(labels),
-        owner_references: Some(vec![owner]),
-        ..Default::default()
-    };
     Ok(pool_pod(pool, metadata, Some(node), container, volumes))
 }

@@ -99,8 +99,12 @@ impl Observer {
 }
 
 /// Where each sector is on chain: deadline and partition index.
+fn miner() -> anyhow::Result<ChainAddress> {
+    MINER.parse().map_err(|e| anyhow::anyhow!("{e}"))
+}
+
 async fn locate(lotus: &LotusClient, sectors: &[u64]) -> anyhow::Result<BTreeMap<u64, (u64, u64)>> {
-    let miner: ChainAddress = MINER.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let miner = miner()?;
     let mut found = BTreeMap::new();
     for index in 0..POLICY.period_deadlines {
         for (p, partition) in lotus.state_miner_partitions(&miner, index, &TipSetKey::head()).await?.iter().enumerate() {
@@ -228,8 +232,7 @@ pub async fn sealed_sectors_stay_proven(
             }))
         })
         .await?;
-    let miner: ChainAddress = MINER.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
-    let faults = observer.lotus.state_miner_faults(&miner, &TipSetKey::head()).await?;
+    let faults = observer.lotus.state_miner_faults(&miner()?, &TipSetKey::head()).await?;
     ensure!(!faults.get(faulty), "sector {faulty} is no longer faulty on chain");
     let deadline = observer.api.get(&name).await?;
     ensure!(deadline.status.as_ref().is_some_and(|s| s.sectors >= 1), "kubectl get provingdeadlines counts the sectors: {:?}", deadline.status);

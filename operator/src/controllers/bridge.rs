@@ -18,7 +18,6 @@ use cid::Cid;
 use filecoin_chain::batching::{self, BatchPolicy, PendingItem};
 use filecoin_chain::client::ClientConfig;
 use filecoin_chain::exit_code::{ErrorLevel as ChainLevel, classify};
-use filecoin_chain::message::MessageSendSpec;
 use filecoin_chain::methods::{MinerMethod, miner_message};
 use filecoin_chain::msg_uuid::msg_uuid;
 use filecoin_chain::params::{
@@ -39,7 +38,7 @@ use kube::api::PostParams;
 use kube::runtime::reflector::Store;
 use kube::{Api, ResourceExt};
 
-use super::{Context, Note, publish};
+use super::{Context, Note, own_namespace, publish, push_message, search_message};
 use crate::config::{Config, TicketExpiry};
 use crate::core::control::{abort, rewind};
 use crate::core::record::{ChainMessage, Outbox, Randomness, SectorRecord};
@@ -119,7 +118,7 @@ pub struct Bridge {
 /// Reads the API token from the Secret named in the configuration, in the operator's namespace.
 pub async fn token(ctx: &Context, config: &Config) -> Result<Option<ApiToken>, BridgeError> {
     let Some(name) = &config.chain.token_secret else { return Ok(None) };
-    let namespace = std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "sealing-system".into());
+    let namespace = own_namespace();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
     let fail = |reason: String| BridgeError::Token { name: format!("{namespace}/{name}"), reason };
     let secret = secrets.get(name).await.map_err(|e| fail(e.to_string()))?;
@@ -483,8 +482,7 @@ impl Bridge {
         }
         .map_err(|e| sector_error(first, e.to_string()))?;
         let spec_uuid = uuid::Uuid::parse_str(uuid).map_err(|e| sector_error(first, e.to_string()))?;
-        let signed = self.lotus.mpool_push_message(&message, Some(&MessageSendSpec::new(spec_uuid, TokenAmount::from_atto(0)))).await?;
-        let sent = ChainMessage { cid: signed.cid.to_string(), epoch: None, exit_code: None };
+        let sent = push_message(&self.lotus, &message, spec_uuid).await?;
         for sector in members {
             let mut record = record_of(sector);
             record.outbox = None;
@@ -580,7 +578,7 @@ impl Bridge {
         }
         .ok_or_else(|| sector_error(sector, "no message to wait for"))?;
         let cid = parse_cid(sector, &sent.cid)?;
-        let Some(lookup) = self.lotus.state_search_msg(&TipSetKey::head(), &cid, -1, true).await? else {
+        let Some((landed, code)) = search_message(&self.lotus, &cid).await? else {
             let since = *self.pending_since.entry(sent.cid.clone()).or_insert(epoch);
             if epoch - since > DROPPED_AFTER {
                 self.pending_since.remove(&sent.cid);
@@ -595,10 +593,9 @@ impl Bridge {
             return Ok(());
         };
         self.pending_since.remove(&sent.cid);
-        let code = lookup.receipt.exit_code;
-        let landed = ChainMessage { cid: lookup.message.to_string(), epoch: Some(lookup.height), exit_code: Some(i64::from(code.value())) };
         let id = uid(sector);
         if code.is_success() {
+            let note = Note { warning: false, reason: "MessageLanded", message: format!("{} at epoch {}", kind.method_name(), landed.epoch.unwrap_or_default()) };
             let event = match kind {
                 Kind::PreCommit => Event::CheckPC(landed),
                 Kind::Commit => {
@@ -614,7 +611,6 @@ impl Bridge {
             };
             self.alone.remove(&id);
             let next = self.event(sector, record, event)?;
-            let note = Note { warning: false, reason: "MessageLanded", message: format!("{} at epoch {}", kind.method_name(), lookup.height) };
             return self.write(sector, next, vec![note]).await;
         }
         // A failed batch: every member goes alone from now on, so only the bad one keeps failing.

@@ -14,7 +14,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, ResourceExt};
 
 use super::conditions::{Desired, set};
-use super::{Context, Error};
+use super::{Context, Error, create_pod};
 use crate::core::outcome::start;
 use crate::core::schedule::{NodeState, PhaseLimit, Waiting, pledge_shortfall, schedule};
 use crate::core::work::{Step, Work, hold, work};
@@ -155,11 +155,7 @@ async fn prepare_params(pool: &SealingPool, ctx: &Context, nodes: &[Node]) -> Re
         let name = params_pod_name(&pool.name_any(), &node);
         let state = match pods.get_opt(&name).await? {
             None => {
-                match pods.create(&PostParams::default(), &params_pod(pool, &node)?).await {
-                    Ok(_) => {}
-                    Err(kube::Error::Api(e)) if e.code == 409 => {}
-                    Err(e) => return Err(e.into()),
-                }
+                create_pod(&pods, &params_pod(pool, &node)?).await?;
                 "Preparing".to_owned()
             }
             Some(pod) => match pod.status.as_ref().and_then(|s| s.phase.as_deref()) {

@@ -19,7 +19,6 @@ use base64::engine::general_purpose::STANDARD;
 use cid::Cid;
 use filecoin_chain::client::ClientConfig;
 use filecoin_chain::deadline::DeadlineInfo;
-use filecoin_chain::message::MessageSendSpec;
 use filecoin_chain::methods::{MinerMethod, miner_message};
 use filecoin_chain::miner::Partition;
 use filecoin_chain::msg_uuid::msg_uuid;
@@ -42,7 +41,7 @@ use kube::runtime::reflector::Store;
 use kube::{Api, ResourceExt};
 use serde_json::Value;
 
-use super::{Context, Note, publish};
+use super::{Context, Note, create_pod, publish, push_message, search_message};
 use crate::core::outcome::step_result;
 use crate::core::proving::{
     Action, CheckResult, Declaration, DeclarationKind, InstanceEnd, PartitionView, ProvingRecord, Timing, Window,
@@ -50,7 +49,7 @@ use crate::core::proving::{
 };
 use crate::core::record::ChainMessage;
 use crate::crd::{ProvingDeadline, ProvingDeadlineSpec, ProvingDeadlineStatus, SealingPool, Sector, Submission};
-use crate::pods::{LABEL_DEADLINE, LABEL_MINER, LABEL_PERIOD, ProvingTask, StoredReplica, ended, proving_pod, sector_subdir};
+use crate::pods::{LABEL_DEADLINE, LABEL_MINER, LABEL_PERIOD, PROVING_CHECK, ProvingTask, WINDOW_POST, StoredReplica, ended, proving_pod, sector_subdir};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProvingError {
@@ -133,14 +132,22 @@ impl Prover {
         let replicas = self.replicas(miner);
         for index in 0..policy.period_deadlines {
             let info = DeadlineInfo::new(current.period_start, index, head, &policy).next_not_elapsed();
+            let window = Window {
+                period_start: info.period_start,
+                open: info.open,
+                close: info.close,
+                challenge: info.challenge,
+                fault_cutoff: info.fault_cutoff,
+                challenge_window: info.wpost_challenge_window,
+            };
             let name = deadline_name(miner, index);
             let deadline = match existing.get(&name) {
                 Some(d) => d.clone(),
                 None => self.create(&name, miner, index).await?,
             };
-            let partitions = self.partitions(&address, miner, &info, head).await?;
+            let partitions = self.partitions(&address, miner, index, &window, head).await?;
             let proven = deadlines.get(index as usize).map_or(0, |d| d.post_submissions.len() as u32);
-            self.deadline(&deadline, &address, &info, &partitions, proven, &replicas, head).await?;
+            self.deadline(&deadline, &address, &window, &partitions, proven, &replicas, head).await?;
         }
         Ok(())
     }
@@ -157,12 +164,12 @@ impl Prover {
 
     /// The deadline's partitions: read again every tick while the deadline is close to its
     /// check or challenge, otherwise once per challenge window.
-    async fn partitions(&mut self, address: &ChainAddress, miner: &str, info: &DeadlineInfo, head: ChainEpoch) -> Result<Vec<PartitionView>, ProvingError> {
-        let key = (miner.to_owned(), info.index);
-        let busy = head >= info.fault_cutoff - (self.timing.check_windows_ahead + 1) * info.wpost_challenge_window;
-        let fresh = self.partitions.get(&key).is_some_and(|(at, _)| !busy && head - at < info.wpost_challenge_window);
+    async fn partitions(&mut self, address: &ChainAddress, miner: &str, index: u64, window: &Window, head: ChainEpoch) -> Result<Vec<PartitionView>, ProvingError> {
+        let key = (miner.to_owned(), index);
+        let busy = head >= self.timing.check_from(window) - window.challenge_window;
+        let fresh = self.partitions.get(&key).is_some_and(|(at, _)| !busy && head - at < window.challenge_window);
         if !fresh {
-            let read = self.lotus.state_miner_partitions(address, info.index, &TipSetKey::head()).await?;
+            let read = self.lotus.state_miner_partitions(address, index, &TipSetKey::head()).await?;
             self.partitions.insert(key.clone(), (head, read));
         }
         let (_, partitions) = &self.partitions[&key];
@@ -207,7 +214,7 @@ impl Prover {
         &self,
         deadline: &ProvingDeadline,
         address: &ChainAddress,
-        info: &DeadlineInfo,
+        window: &Window,
         partitions: &[PartitionView],
         proven: u32,
         replicas: &Replicas,
@@ -215,20 +222,12 @@ impl Prover {
     ) -> Result<(), ProvingError> {
         let before = deadline.status.clone().unwrap_or_default();
         let mut status = before.clone();
-        let window = Window {
-            period_start: info.period_start,
-            open: info.open,
-            close: info.close,
-            challenge: info.challenge,
-            fault_cutoff: info.fault_cutoff,
-            challenge_window: info.wpost_challenge_window,
-        };
-        let (mut record, ended_instance) = roll(before.current.as_ref(), &window);
+        let (mut record, ended_instance) = roll(before.current.as_ref(), window);
         let mut notes = Vec::new();
         if let Some(end) = ended_instance {
             let old = before.current.as_ref();
             status.last_error = None;
-            if let Some(submission) = instance_submission(end, old, info.index) {
+            if let Some(submission) = instance_submission(end, old, u64::from(deadline.spec.deadline_index)) {
                 notes.push(Note {
                     warning: end == InstanceEnd::Missed,
                     reason: if end == InstanceEnd::Missed { "PoStMissed" } else { "PoStProven" },
@@ -237,8 +236,8 @@ impl Prover {
                 status.last_submission = Some(submission);
             }
         }
-        let actions = plan(&window, partitions, head, &mut record, &self.timing);
-        let job = Job { prover: self, deadline, address, window: &window, index: info.index, replicas };
+        let actions = plan(window, partitions, head, &mut record, &self.timing);
+        let job = Job { prover: self, deadline, address, window, replicas };
         for action in actions {
             if let Err(error) = job.act(&mut record, action, &mut status, &mut notes).await {
                 tracing::warn!(deadline = %deadline.name_any(), %error, "proving");
@@ -250,17 +249,17 @@ impl Prover {
             }
         }
 
-        status.period_start = Some(info.period_start);
-        status.open = Some(info.open);
-        status.close = Some(info.close);
-        status.challenge = Some(info.challenge);
-        status.fault_cutoff = Some(info.fault_cutoff);
+        status.period_start = Some(window.period_start);
+        status.open = Some(window.open);
+        status.close = Some(window.close);
+        status.challenge = Some(window.challenge);
+        status.fault_cutoff = Some(window.fault_cutoff);
         status.partitions = partitions.len() as u32;
         status.sectors = partitions.iter().map(|p| p.live.len() as u64).sum();
         status.faults = partitions.iter().map(|p| p.faulty.len() as u64).sum();
         status.recovering = partitions.iter().map(|p| p.recovering.len() as u64).sum();
         status.proven_partitions = proven;
-        status.phase = Some(phase(&record, &window, head, &self.timing, status.sectors > 0).into());
+        status.phase = Some(phase(&record, window, head, &self.timing, status.sectors > 0).into());
         status.observed_generation = deadline.metadata.generation;
         status.current = Some(record);
         if status != before {
@@ -276,9 +275,7 @@ impl Prover {
         publish(&self.ctx, deadline, notes).await;
         Ok(())
     }
-}
 
-impl Prover {
     /// Deletes the pods of instances before `previous`: the last instance's stay for
     /// `kubectl logs`.
     async fn clean_pods(&self, deadline: &ProvingDeadline, previous: i64) {
@@ -306,8 +303,14 @@ struct Job<'a> {
     deadline: &'a ProvingDeadline,
     address: &'a ChainAddress,
     window: &'a Window,
-    index: u64,
     replicas: &'a Replicas,
+}
+
+/// Where a proving pod is.
+enum PodState {
+    Absent,
+    Running,
+    Ended(Result<Value, String>),
 }
 
 impl Job<'_> {
@@ -322,9 +325,12 @@ impl Job<'_> {
         }
     }
 
-
     fn name(&self) -> String {
         self.deadline.name_any()
+    }
+
+    fn index(&self) -> u64 {
+        u64::from(self.deadline.spec.deadline_index)
     }
 
     fn uid(&self) -> String {
@@ -349,25 +355,24 @@ impl Job<'_> {
         (known, pool, unknown)
     }
 
-    /// Finds the pod named `name`, or starts it; its result once it has ended.
-    async fn run_pod(&self, name: &str, task: &ProvingTask, replicas: &[StoredReplica], pool: &SealingPool, notes: &mut Vec<Note>) -> Result<Option<Result<Value, String>>, ProvingError> {
+    /// The proving pod `name` in `pool`'s namespace, and its result once it has ended.
+    async fn pod_state(&self, name: &str, pool: &SealingPool, verb: &str) -> Result<PodState, ProvingError> {
         let pods: Api<Pod> = Api::namespaced(self.prover.ctx.client.clone(), &pool.namespace().unwrap_or_default());
-        let Some(pod) = pods.get_opt(name).await? else {
-            let pod = proving_pod(self.deadline, pool, name, self.window.period_start, task, replicas)?;
-            match pods.create(&PostParams::default(), &pod).await {
-                Ok(_) => {}
-                Err(kube::Error::Api(status)) if status.code == 409 => {}
-                Err(e) => return Err(e.into()),
-            }
+        Ok(match pods.get_opt(name).await? {
+            None => PodState::Absent,
+            Some(pod) => match ended(&pod) {
+                None => PodState::Running,
+                Some(end) => PodState::Ended(step_result(verb, &end).map_err(|e| e.message)),
+            },
+        })
+    }
+
+    async fn start_pod(&self, name: &str, task: &ProvingTask, replicas: &[StoredReplica], pool: &SealingPool, notes: &mut Vec<Note>) -> Result<(), ProvingError> {
+        let pods: Api<Pod> = Api::namespaced(self.prover.ctx.client.clone(), &pool.namespace().unwrap_or_default());
+        if create_pod(&pods, &proving_pod(self.deadline, pool, name, self.window.period_start, task, replicas)?).await? {
             notes.push(Note { warning: false, reason: "PodStarted", message: format!("{name} over {} sector(s)", replicas.len()) });
-            return Ok(None);
-        };
-        let Some(end) = ended(&pod) else { return Ok(None) };
-        let step = match task {
-            ProvingTask::Check => "proving-check",
-            ProvingTask::WindowPost { .. } => "window-post",
-        };
-        Ok(Some(step_result(step, &end).map_err(|e| e.message)))
+        }
+        Ok(())
     }
 
     async fn check(&self, record: &mut ProvingRecord, sectors: &BTreeSet<u64>, notes: &mut Vec<Note>) -> Result<(), ProvingError> {
@@ -375,14 +380,15 @@ impl Job<'_> {
         let mut bad: BTreeSet<u64> = unknown.iter().copied().collect();
         if let Some(pool) = pool {
             let name = format!("{}-check-{}", self.name(), self.window.period_start);
-            match self.run_pod(&name, &ProvingTask::Check, &known, &pool, notes).await? {
-                None => return Ok(()),
-                Some(Err(error)) => {
+            match self.pod_state(&name, &pool, PROVING_CHECK).await? {
+                PodState::Absent => return self.start_pod(&name, &ProvingTask::Check, &known, &pool, notes).await,
+                PodState::Running => return Ok(()),
+                PodState::Ended(Err(error)) => {
                     notes.push(Note { warning: true, reason: "CheckFailed", message: format!("{name}: {error}") });
                     record.check = Some(CheckResult { bad: vec![], error: Some(error) });
                     return Ok(());
                 }
-                Some(Ok(result)) => bad.extend(numbers(&result["bad"])),
+                PodState::Ended(Ok(result)) => bad.extend(numbers(&result["bad"])),
             }
         }
         if !bad.is_empty() {
@@ -404,16 +410,17 @@ impl Job<'_> {
             .collect::<Result<Vec<_>, ProvingError>>()?;
         // One declaration per kind and proving period: its MsgUuid says which.
         let task = message_task(declaration.kind.as_str(), self.window.period_start);
-        let deadline = self.index;
+        let deadline = self.index();
+        let worker = self.worker().await?;
         let (method, sent) = match declaration.kind {
             DeclarationKind::Faults => {
                 let faults = declared.into_iter().map(|(partition, sectors)| FaultDeclaration { deadline, partition, sectors }).collect();
-                (MinerMethod::DeclareFaults, self.push(MinerMethod::DeclareFaults, &DeclareFaultsParams { faults }, &task, 1).await?)
+                (MinerMethod::DeclareFaults, self.push(worker, MinerMethod::DeclareFaults, &DeclareFaultsParams { faults }, &task, 1).await?)
             }
             DeclarationKind::Recoveries => {
                 let recoveries = declared.into_iter().map(|(partition, sectors)| RecoveryDeclaration { deadline, partition, sectors }).collect();
                 let params = DeclareFaultsRecoveredParams { recoveries };
-                (MinerMethod::DeclareFaultsRecovered, self.push(MinerMethod::DeclareFaultsRecovered, &params, &task, 1).await?)
+                (MinerMethod::DeclareFaultsRecovered, self.push(worker, MinerMethod::DeclareFaultsRecovered, &params, &task, 1).await?)
             }
         };
         let sectors: Vec<String> = declaration.partitions.iter().flat_map(|p| &p.sectors).map(u64::to_string).collect();
@@ -444,26 +451,28 @@ impl Job<'_> {
             post.attempt = self.prover.timing.max_post_attempts;
             return Ok(());
         };
-        let randomness = self
-            .prover
-            .lotus
-            .state_get_randomness_from_beacon(DomainSeparationTag::WindowedPoStChallengeSeed, self.window.challenge, &miner_entropy(self.address.address()), &TipSetKey::head())
-            .await?;
         let name = format!("{}-post-{}-{batch}-{}", self.name(), self.window.period_start, post.attempt);
-        let task = ProvingTask::WindowPost { randomness: hex::encode(randomness) };
-        match self.run_pod(&name, &task, &known, &pool, notes).await? {
-            None => {}
-            Some(Err(error)) => {
+        match self.pod_state(&name, &pool, WINDOW_POST).await? {
+            PodState::Absent => {
+                let randomness = self
+                    .prover
+                    .lotus
+                    .state_get_randomness_from_beacon(DomainSeparationTag::WindowedPoStChallengeSeed, self.window.challenge, &miner_entropy(self.address.address()), &TipSetKey::head())
+                    .await?;
+                let task = ProvingTask::WindowPost { randomness: hex::encode(randomness) };
+                self.start_pod(&name, &task, &known, &pool, notes).await?;
+            }
+            PodState::Running => {}
+            PodState::Ended(Err(error)) => {
                 notes.push(Note { warning: true, reason: "PoStFailed", message: format!("{name}: {error}") });
                 retry_batch(post, format!("{name}: {error}"), &self.prover.timing);
             }
-            Some(Ok(result)) => match result["proof"].as_str() {
+            PodState::Ended(Ok(result)) => match result["proof"].as_str() {
                 Some(proof) => {
                     let faulty = numbers(&result["faulty"]);
                     post.proof = Some(proof.to_owned());
                     post.sectors = known.iter().map(|r| r.sector_number).filter(|n| !faulty.contains(n)).collect();
                     post.skipped = faulty.into_iter().chain(unknown).collect();
-                    post.challenge = Some(self.window.challenge);
                 }
                 None => {
                     post.error = Some(format!("{name}: no sector could be proven: {}", result["faults"]));
@@ -477,7 +486,7 @@ impl Job<'_> {
     async fn submit(&self, record: &mut ProvingRecord, batch: usize, status: &mut ProvingDeadlineStatus, notes: &mut Vec<Note>) -> Result<(), ProvingError> {
         let Some(post) = record.posts.get_mut(batch) else { return Ok(()) };
         let proof = STANDARD.decode(post.proof.as_deref().unwrap_or_default()).map_err(|e| invalid(format!("the PoSt proof is not base64: {e}")))?;
-        let challenge = post.challenge.unwrap_or(self.window.challenge);
+        let challenge = self.window.challenge;
         let commit_rand = self
             .prover
             .lotus
@@ -495,14 +504,14 @@ impl Job<'_> {
             })
             .collect::<Result<Vec<_>, ProvingError>>()?;
         let params = SubmitWindowedPoStParams {
-            deadline: self.index,
+            deadline: self.index(),
             partitions,
             proofs: vec![PoStProof { post_proof: info.window_po_st_proof_type, proof_bytes: proof }],
             chain_commit_epoch: challenge,
             chain_commit_rand: Randomness(commit_rand.to_vec()),
         };
         let task = message_task(&format!("window-post-{batch}"), self.window.period_start);
-        let sent = self.push(MinerMethod::SubmitWindowedPoSt, &params, &task, post.attempt).await?;
+        let sent = self.push(info.worker, MinerMethod::SubmitWindowedPoSt, &params, &task, post.attempt).await?;
         notes.push(Note { warning: false, reason: "PoStSubmitted", message: format!("SubmitWindowedPoSt {} for partitions {:?}, skipping {:?}", sent.cid, post.partitions, post.skipped) });
         status.last_submission = Some(submission(self.window.period_start, &sent, "Pending", None));
         post.message = Some(sent);
@@ -529,7 +538,7 @@ impl Job<'_> {
     }
 
     fn partition_sectors(&self, partition: u64) -> Vec<u64> {
-        let key = (self.deadline.spec.miner.clone(), self.index);
+        let key = (self.deadline.spec.miner.clone(), self.index());
         self.prover
             .partitions
             .get(&key)
@@ -538,24 +547,21 @@ impl Job<'_> {
             .unwrap_or_default()
     }
 
-    /// Pushes a miner message with the MsgUuid of (deadline, task, attempt): pushed again after
-    /// a crash, the node returns the message it signed the first time.
-    async fn push<P: serde::Serialize>(&self, method: MinerMethod, params: &P, task: &str, attempt: u32) -> Result<ChainMessage, ProvingError> {
-        let info = self.prover.lotus.state_miner_info(self.address, &TipSetKey::head()).await?;
-        let message = miner_message(*self.address, info.worker, method, params, TokenAmount::from_atto(0)).map_err(|e| invalid(e.to_string()))?;
-        let uuid = msg_uuid(&self.uid(), task, attempt);
-        let signed = self.prover.lotus.mpool_push_message(&message, Some(&MessageSendSpec::new(uuid, TokenAmount::from_atto(0)))).await?;
-        Ok(ChainMessage { cid: signed.cid.to_string(), epoch: None, exit_code: None })
+    async fn worker(&self) -> Result<ChainAddress, ProvingError> {
+        Ok(self.prover.lotus.state_miner_info(self.address, &TipSetKey::head()).await?.worker)
+    }
+
+    /// Pushes a miner message with the MsgUuid of (deadline, task, attempt).
+    async fn push<P: serde::Serialize>(&self, worker: ChainAddress, method: MinerMethod, params: &P, task: &str, attempt: u32) -> Result<ChainMessage, ProvingError> {
+        let message = miner_message(*self.address, worker, method, params, TokenAmount::from_atto(0)).map_err(|e| invalid(e.to_string()))?;
+        Ok(push_message(&self.prover.lotus, &message, msg_uuid(&self.uid(), task, attempt)).await?)
     }
 
     /// Records the receipt of `message` once it is on chain.
     async fn landed(&self, message: &mut ChainMessage) -> Result<bool, ProvingError> {
         let cid = Cid::try_from(message.cid.as_str()).map_err(|e| invalid(format!("{:?} is not a CID: {e}", message.cid)))?;
-        let Some(lookup) = self.prover.lotus.state_search_msg(&TipSetKey::head(), &cid, -1, true).await? else {
-            return Ok(false);
-        };
-        message.epoch = Some(lookup.height);
-        message.exit_code = Some(i64::from(lookup.receipt.exit_code.value()));
+        let Some((landed, _)) = search_message(&self.prover.lotus, &cid).await? else { return Ok(false) };
+        *message = landed;
         Ok(true)
     }
 }
@@ -609,7 +615,7 @@ fn phase(record: &ProvingRecord, window: &Window, head: ChainEpoch, timing: &Tim
     if !has_sectors {
         return "Empty";
     }
-    if record.nothing_to_prove {
+    if timing.proving_started(window, head) && record.needed.is_empty() {
         return "NothingToProve";
     }
     if !record.posts.is_empty() {
@@ -623,8 +629,7 @@ fn phase(record: &ProvingRecord, window: &Window, head: ChainEpoch, timing: &Tim
             "Proving"
         };
     }
-    let check_from = window.fault_cutoff - timing.check_windows_ahead * window.challenge_window;
-    if head < check_from {
+    if head < timing.check_from(window) {
         "Waiting"
     } else if record.check.is_none() && head < window.fault_cutoff {
         "Checking"

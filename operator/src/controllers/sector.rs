@@ -13,7 +13,7 @@ use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Api, ResourceExt};
 
 use super::conditions::{Desired, set};
-use super::{Context, Error, Note, publish};
+use super::{Context, Error, Note, create_pod, publish};
 use crate::core::control::{ControlAction, abort, control_action, pause, resume};
 use crate::core::outcome::{Completion, complete, step_outcome, step_result};
 use crate::core::record::{PauseReason, SectorRecord};
@@ -83,16 +83,13 @@ async fn apply_sector(sector: Arc<Sector>, ctx: &Context) -> Result<Action, Erro
         } else {
             match pods.get_opt(&pod_name).await? {
                 None => {
-                    let pod = step_pod(&sector, pool, &status.record, &running)?;
-                    match pods.create(&PostParams::default(), &pod).await {
-                        Ok(_) => notes.push(Note {
+                    // Not created while the previous pod of this name is still going away.
+                    if create_pod(&pods, &step_pod(&sector, pool, &status.record, &running)?).await? {
+                        notes.push(Note {
                             warning: false,
                             reason: "StepStarted",
                             message: format!("{} attempt {} on node {}", running.step.as_str(), running.attempt, running.node),
-                        }),
-                        // The previous pod of this name is still going away; try again shortly.
-                        Err(kube::Error::Api(e)) if e.code == 409 => {}
-                        Err(e) => return Err(e.into()),
+                        });
                     }
                 }
                 Some(pod) => {
@@ -334,11 +331,7 @@ async fn remove_data(sector: &Sector, pool: &SealingPool, node: &str, store: boo
             delete_if_present(&pods, &pod.name_any()).await?;
         }
         if running.is_empty() {
-            match pods.create(&PostParams::default(), &removal_pod(sector, pool, node, store)?).await {
-                Ok(_) => {}
-                Err(kube::Error::Api(e)) if e.code == 409 => {}
-                Err(e) => return Err(e.into()),
-            }
+            create_pod(&pods, &removal_pod(sector, pool, node, store)?).await?;
         }
         return Ok(None);
     };

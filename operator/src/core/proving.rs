@@ -58,6 +58,18 @@ pub struct Timing {
     pub max_post_attempts: u32,
 }
 
+impl Timing {
+    /// The first epoch of the proving check of `window`'s instance.
+    pub fn check_from(&self, window: &Window) -> i64 {
+        window.fault_cutoff - self.check_windows_ahead * window.challenge_window
+    }
+
+    /// Whether the challenge randomness of `window` may be used at `head`.
+    pub fn proving_started(&self, window: &Window, head: i64) -> bool {
+        head >= window.challenge + self.challenge_confidence
+    }
+}
+
 impl Default for Timing {
     fn default() -> Self {
         Self {
@@ -145,9 +157,6 @@ pub struct PostBatch {
     /// Sectors the pod could not prove; they are skipped in the submission.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<u64>,
-    /// The randomness epoch the proof was made for (the challenge epoch).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub challenge: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<ChainMessage>,
     /// The last failure of this batch (pod error or rejected message).
@@ -179,9 +188,6 @@ pub struct ProvingRecord {
     pub declarations: Vec<Declaration>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub posts: Vec<PostBatch>,
-    /// Nothing in this instance needed a proof (every sector faulty, or none yet).
-    #[serde(default)]
-    pub nothing_to_prove: bool,
 }
 
 impl ProvingRecord {
@@ -215,8 +221,7 @@ pub enum InstanceEnd {
 /// Starts the record of `window` when the recorded instance is over, and says how that one ended.
 pub fn roll(record: Option<&ProvingRecord>, window: &Window) -> (ProvingRecord, Option<InstanceEnd>) {
     match record {
-        Some(r) if r.period_start == window.period_start => (r.clone(), None),
-        Some(r) if r.period_start > window.period_start => (r.clone(), None),
+        Some(r) if r.period_start >= window.period_start => (r.clone(), None),
         Some(r) => {
             let end = if r.needed.is_empty() {
                 InstanceEnd::Idle
@@ -249,19 +254,18 @@ pub enum Action {
 }
 
 /// The actions due at `head`, given the record of the current instance (rolled with [`roll`]).
-/// Also refreshes `record.needed` and the PoSt batches before the challenge, and marks an
-/// instance with nothing to prove.
+/// Also refreshes `record.needed` before the challenge and sets up the PoSt batches at it; an
+/// instance that has started with nothing `needed` has nothing to prove.
 pub fn plan(window: &Window, partitions: &[PartitionView], head: i64, record: &mut ProvingRecord, timing: &Timing) -> Vec<Action> {
     let mut actions = Vec::new();
-    let started = head >= window.challenge + timing.challenge_confidence;
+    let started = timing.proving_started(window, head);
     if !started && record.posts.is_empty() {
         record.needed = partitions.iter().filter(|p| !p.to_prove().is_empty()).map(|p| p.index).collect();
     }
 
     // Faults and recoveries, before the cutoff.
-    let check_from = window.fault_cutoff - timing.check_windows_ahead * window.challenge_window;
     let last_declaration = window.fault_cutoff - timing.message_margin;
-    if head >= check_from && head < last_declaration {
+    if head >= timing.check_from(window) && head < last_declaration {
         match &record.check {
             None => {
                 let sectors: BTreeSet<u64> = partitions.iter().flat_map(|p| p.live.iter().copied()).collect();
@@ -305,7 +309,6 @@ pub fn plan(window: &Window, partitions: &[PartitionView], head: i64, record: &m
         let proving: Vec<&PartitionView> = partitions.iter().filter(|p| !p.to_prove().is_empty()).collect();
         record.needed = proving.iter().map(|p| p.index).collect();
         if proving.is_empty() {
-            record.nothing_to_prove = true;
             return actions;
         }
         record.posts = proving
