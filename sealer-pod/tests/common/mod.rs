@@ -7,6 +7,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 
@@ -50,8 +51,10 @@ pub fn bin() -> &'static str {
 
 /// Runs `sealer-pod <args>` with extra environment variables.
 pub fn run(work: &Path, args: &[&str], envs: &[(&str, &str)]) -> StepRun {
-    let result_path = work.join(format!("result-{}.json", std::process::id()));
-    let _ = std::fs::remove_file(&result_path);
+    // One file per call: steps run side by side from several threads of one test process.
+    static CALLS: AtomicUsize = AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, Ordering::Relaxed);
+    let result_path = work.join(format!("result-{}-{call}.json", std::process::id()));
     let mut cmd = Command::new(bin());
     cmd.arg("--result-path").arg(&result_path).args(args);
     for (k, v) in envs {
