@@ -16,6 +16,8 @@ pub mod miner;
 pub mod msg_uuid;
 pub mod params;
 pub mod policy;
+#[cfg(feature = "proofs")]
+pub mod proofs;
 pub mod randomness;
 pub mod tipset;
 pub mod token;

@@ -111,7 +111,7 @@ pub fn prove_commit_per_sector(
 /// ProveCommitSectors3 with one SnarkPackV2 aggregate over `sectors` (in the order the
 /// aggregate was made).
 pub fn prove_commit_aggregate(
-    sectors: Vec<SectorNumber>,
+    sectors: Vec<SectorActivationManifest>,
     aggregate_proof: Vec<u8>,
     require_activation_success: bool,
 ) -> Result<ProveCommitSectors3Params, BuildError> {
@@ -126,10 +126,7 @@ pub fn prove_commit_aggregate(
         return Err(BuildError::AggregateTooLarge(aggregate_proof.len()));
     }
     Ok(ProveCommitSectors3Params {
-        sector_activations: sectors
-            .into_iter()
-            .map(|n| SectorActivationManifest { sector_number: n, pieces: vec![] })
-            .collect(),
+        sector_activations: sectors,
         sector_proofs: vec![],
         aggregate_proof: RawBytes::new(aggregate_proof),
         aggregate_proof_type: Some(RegisteredAggregateProof::SnarkPackV2),
@@ -152,11 +149,12 @@ mod tests {
 
     #[test]
     fn aggregates_need_four_sectors() {
+        let cc = |n| SectorActivationManifest { sector_number: n, pieces: vec![] };
         assert!(matches!(
-            prove_commit_aggregate(vec![1, 2, 3], vec![0; 10], false),
+            prove_commit_aggregate((1..=3).map(cc).collect(), vec![0; 10], false),
             Err(BuildError::AggregateSize { got: 3, .. })
         ));
-        let p = prove_commit_aggregate(vec![1, 2, 3, 4], vec![0; 10], false).unwrap();
+        let p = prove_commit_aggregate((1..=4).map(cc).collect(), vec![0; 10], false).unwrap();
         assert_eq!(p.aggregate_proof_type, Some(RegisteredAggregateProof::SnarkPackV2));
         assert!(p.sector_proofs.is_empty());
         assert!(matches!(prove_commit_per_sector(vec![], true), Err(BuildError::Empty)));

@@ -132,6 +132,34 @@ pub struct BatchingConfig {
     /// attoFIL; a batch waits while the base fee is above it.
     #[serde(default)]
     pub max_base_fee: Option<String>,
+    /// Aggregate the proofs of a commit batch into one SnarkPackV2 proof (lotus'
+    /// AggregateCommits). Off unless configured: the operator then needs the inner-product SRS
+    /// (`v28-fil-inner-product-v1.srs`) in its parameter cache.
+    #[serde(default)]
+    pub aggregate: Option<AggregateConfig>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AggregateConfig {
+    /// Smallest batch to aggregate (the actors accept 4 to 819); smaller batches carry one proof
+    /// per sector.
+    #[serde(default = "default_min_aggregate", deserialize_with = "aggregate_size")]
+    pub min_sectors: usize,
+}
+
+fn aggregate_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    use filecoin_chain::methods::{MAX_AGGREGATED_SECTORS as MAX, MIN_AGGREGATED_SECTORS as MIN};
+    let n = usize::deserialize(d)?;
+    if (MIN..=MAX).contains(&n) {
+        Ok(n)
+    } else {
+        Err(serde::de::Error::custom(format!("minSectors must be {MIN}..={MAX}, the sizes the actors accept for an aggregate; got {n}")))
+    }
+}
+
+fn default_min_aggregate() -> usize {
+    filecoin_chain::methods::MIN_AGGREGATED_SECTORS
 }
 
 fn default_max_sectors() -> usize {
@@ -144,7 +172,7 @@ fn default_max_wait() -> i64 {
 
 impl Default for BatchingConfig {
     fn default() -> Self {
-        Self { max_sectors: default_max_sectors(), max_wait_epochs: default_max_wait(), max_base_fee: None }
+        Self { max_sectors: default_max_sectors(), max_wait_epochs: default_max_wait(), max_base_fee: None, aggregate: None }
     }
 }
 
@@ -178,5 +206,16 @@ mod tests {
         let typo = text.replace("seedConfidence", "seedConfidance");
         let err = serde_yaml::from_str::<Config>(&typo).unwrap_err().to_string();
         assert!(err.contains("seedConfidance"), "{err}");
+    }
+
+    #[test]
+    fn aggregation_is_off_by_default_and_its_size_is_what_the_actors_accept() {
+        let base = "chain:\n  endpoint: http://lotus:1234/rpc/v1\n";
+        let config: Config = serde_yaml::from_str(base).unwrap();
+        assert_eq!(config.batching.aggregate, None);
+        let on: Config = serde_yaml::from_str(&format!("{base}batching:\n  aggregate: {{}}\n")).unwrap();
+        assert_eq!(on.batching.aggregate, Some(AggregateConfig { min_sectors: 4 }));
+        let err = serde_yaml::from_str::<Config>(&format!("{base}batching:\n  aggregate: {{minSectors: 3}}\n")).unwrap_err().to_string();
+        assert!(err.contains("minSectors must be 4..=819"), "{err}");
     }
 }

@@ -202,7 +202,7 @@ pub enum Command {
 pub struct ParamSelection {
     #[arg(long)]
     pub sector_size: SectorSize,
-    /// Parameter sets: porep, window-post, winning-post, snap (repeatable; default all).
+    /// Parameter sets: porep, window-post, winning-post, snap, aggregate (repeatable; default all).
     #[arg(long = "kind")]
     pub kinds: Vec<ParamKind>,
     /// Select the sets a step needs instead (c2, window-post, snap-prove).

@@ -123,3 +123,36 @@ fn slow_fetch_installs_files_only_when_their_digest_matches() {
     assert_eq!(fs::read(cache.join(WINDOW_VK)).unwrap(), body_vk);
     assert_eq!(fetch(&good_json).ok()["files"][1]["action"], "present");
 }
+
+/// The aggregation SRS: one file for every sector size, generated in seconds, checked like the
+/// Groth parameters.
+#[test]
+fn aggregation_srs_is_generated_checked_and_regenerated_when_damaged() {
+    const SRS: &str = "v28-fil-inner-product-v1.srs";
+    let tmp = tempdir();
+    let work = tmp.path();
+    let cache = work.join("cache");
+    let srs = |args: &[&str]| {
+        let mut full = vec!["params"];
+        full.extend_from_slice(args);
+        full.extend_from_slice(&["--sector-size", SIZE, "--kind", "aggregate"]);
+        run(work, &full, &[("FIL_PROOFS_PARAMETER_CACHE", cache.to_str().unwrap())])
+    };
+    let (_, message) = srs(&["check"]).failed();
+    assert!(message.contains(&format!("{SRS} (missing)")), "{message}");
+    let generated = srs(&["generate"]);
+    assert_eq!(generated.ok()["sets"][0]["files"], json!([SRS]));
+    let checked = srs(&["check"]);
+    assert_eq!(checked.ok()["files"][0]["status"], "ok");
+    assert_eq!(checked.ok()["files"][0]["origin"], "generated");
+
+    let path = cache.join(SRS);
+    let mut bytes = fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    fs::write(&path, &bytes).unwrap();
+    let (_, message) = srs(&["check"]).failed();
+    assert!(message.contains(&format!("{SRS} (digest-mismatch)")), "{message}");
+    assert_eq!(srs(&["generate"]).ok()["sets"][0]["action"], "generated");
+    srs(&["check"]).ok();
+}

@@ -77,6 +77,9 @@ impl Rules {
 pub struct MessageCounts {
     pub by_method: BTreeMap<u64, u64>,
     pub by_sector: BTreeMap<SectorNumber, BTreeMap<u64, u64>>,
+    /// ProveCommitSectors3 messages that proved the sector with an aggregate proof.
+    #[serde(default)]
+    pub aggregated: BTreeMap<SectorNumber, u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -203,6 +206,14 @@ impl Mpool {
         *self.counts.by_method.entry(method).or_default() += 1;
         for sector in sectors_of(method, params_bytes) {
             *self.counts.by_sector.entry(sector).or_default().entry(method).or_default() += 1;
+        }
+        if MinerMethod::from_number(method) == Some(MinerMethod::ProveCommitSectors3)
+            && let Ok(p) = params::decode::<ProveCommitSectors3Params>(params_bytes)
+            && !p.aggregate_proof.is_empty()
+        {
+            for a in &p.sector_activations {
+                *self.counts.aggregated.entry(a.sector_number).or_default() += 1;
+            }
         }
     }
 

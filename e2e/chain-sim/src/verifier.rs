@@ -55,40 +55,11 @@ pub trait ProofVerifier: Send + Sync + 'static {
 pub struct FilecoinProofs;
 
 fn seal_proof(p: RegisteredSealProof) -> Result<proofs::RegisteredSealProof, String> {
-    use RegisteredSealProof as F;
-    use proofs::RegisteredSealProof as A;
-    Ok(match p {
-        F::StackedDRG2KiBV1 => A::StackedDrg2KiBV1,
-        F::StackedDRG8MiBV1 => A::StackedDrg8MiBV1,
-        F::StackedDRG512MiBV1 => A::StackedDrg512MiBV1,
-        F::StackedDRG32GiBV1 => A::StackedDrg32GiBV1,
-        F::StackedDRG64GiBV1 => A::StackedDrg64GiBV1,
-        F::StackedDRG2KiBV1P1 => A::StackedDrg2KiBV1_1,
-        F::StackedDRG8MiBV1P1 => A::StackedDrg8MiBV1_1,
-        F::StackedDRG512MiBV1P1 => A::StackedDrg512MiBV1_1,
-        F::StackedDRG32GiBV1P1 => A::StackedDrg32GiBV1_1,
-        F::StackedDRG64GiBV1P1 => A::StackedDrg64GiBV1_1,
-        F::StackedDRG2KiBV1P1_Feat_SyntheticPoRep => A::StackedDrg2KiBV1_1_Feat_SyntheticPoRep,
-        F::StackedDRG8MiBV1P1_Feat_SyntheticPoRep => A::StackedDrg8MiBV1_1_Feat_SyntheticPoRep,
-        F::StackedDRG512MiBV1P1_Feat_SyntheticPoRep => A::StackedDrg512MiBV1_1_Feat_SyntheticPoRep,
-        F::StackedDRG32GiBV1P1_Feat_SyntheticPoRep => A::StackedDrg32GiBV1_1_Feat_SyntheticPoRep,
-        F::StackedDRG64GiBV1P1_Feat_SyntheticPoRep => A::StackedDrg64GiBV1_1_Feat_SyntheticPoRep,
-        other => return Err(format!("seal proof {other:?} cannot be verified interactively")),
-    })
+    filecoin_chain::proofs::seal_proof(p).map_err(|e| e.to_string())
 }
 
-/// On-chain window PoSt types (V1P1) verify as the proofs library's `…V1_2` (ref-fvm's mapping).
 fn window_post_proof(p: RegisteredPoStProof) -> Result<proofs::RegisteredPoStProof, String> {
-    use RegisteredPoStProof as F;
-    use proofs::RegisteredPoStProof as A;
-    Ok(match p {
-        F::StackedDRGWindow2KiBV1P1 => A::StackedDrgWindow2KiBV1_2,
-        F::StackedDRGWindow8MiBV1P1 => A::StackedDrgWindow8MiBV1_2,
-        F::StackedDRGWindow512MiBV1P1 => A::StackedDrgWindow512MiBV1_2,
-        F::StackedDRGWindow32GiBV1P1 => A::StackedDrgWindow32GiBV1_2,
-        F::StackedDRGWindow64GiBV1P1 => A::StackedDrgWindow64GiBV1_2,
-        other => return Err(format!("{other:?} is not a window PoSt type")),
-    })
+    filecoin_chain::proofs::window_post_proof(p).map_err(|e| e.to_string())
 }
 
 impl ProofVerifier for FilecoinProofs {
@@ -185,16 +156,5 @@ mod tests {
             data_commitment_v1_to_cid(&comm_d).unwrap().to_string(),
             "baga6ea4seaqpy7usqklokfx2vxuynmupslkeutzexe2uqurdg5vhtebhxqmpqmy"
         );
-    }
-
-    #[test]
-    fn proof_types_map_as_ref_fvm_maps_them() {
-        assert_eq!(seal_proof(RegisteredSealProof::StackedDRG2KiBV1P1).unwrap(), proofs::RegisteredSealProof::StackedDrg2KiBV1_1);
-        assert_eq!(
-            window_post_proof(RegisteredPoStProof::StackedDRGWindow2KiBV1P1).unwrap(),
-            proofs::RegisteredPoStProof::StackedDrgWindow2KiBV1_2
-        );
-        assert!(window_post_proof(RegisteredPoStProof::StackedDRGWinning2KiBV1).is_err());
-        assert!(seal_proof(RegisteredSealProof::StackedDRG2KiBV1P2_Feat_NiPoRep).is_err());
     }
 }

@@ -284,12 +284,18 @@ async fn aggregate_prove_commit_goes_through_the_aggregate_verifier() {
     h.control.advance_epochs(SimConfig::default().policy.pre_commit_challenge_delay as u64 + 1).await.unwrap();
     assert!(h.head().await > SimConfig::default().policy.seed_epoch(pc.pre_commit_epoch));
 
-    let commit = filecoin_chain::methods::prove_commit_aggregate((20..24).collect(), vec![0x5a; 1024], true).unwrap();
+    let commit = filecoin_chain::methods::prove_commit_aggregate(
+        (20..24).map(|n| filecoin_chain::params::SectorActivationManifest { sector_number: n, pieces: vec![] }).collect(),
+        vec![0x5a; 1024],
+        true,
+    ).unwrap();
     let msg = miner_message(h.miner, h.worker, MinerMethod::ProveCommitSectors3, &commit, TokenAmount::from_atto(0)).unwrap();
     let signed = h.client.mpool_push_message(&msg, None).await.unwrap();
     assert_eq!(h.land(&signed).await, ExitCode::USR_ILLEGAL_ARGUMENT);
     assert!(h.client.state_sector_get_info(&h.miner, 20, &TipSetKey::head()).await.unwrap().is_none());
-    assert_eq!(h.control.message_counts().await.unwrap().by_sector[&23][&34], 1);
+    let counts = h.control.message_counts().await.unwrap();
+    assert_eq!(counts.by_sector[&23][&34], 1);
+    assert_eq!(counts.aggregated[&23], 1, "the message is counted as an aggregate");
 }
 
 #[tokio::test]

@@ -37,7 +37,8 @@ const POREP_2K_PARAMS: &str = "v28-stacked-proof-of-replication-merkletree-posei
 
 fn sealer_pod() -> PathBuf {
     let bin = std::env::var_os("SEALER_POD_BIN").map(PathBuf::from).unwrap_or_else(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/release/sealer-pod")
+        let dir = std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+        dir.join("../../target/release/sealer-pod")
     });
     assert!(
         bin.is_file(),

@@ -18,7 +18,7 @@ pub struct LocalControlPlane {
 
 /// `e2e/control-plane/` in this checkout.
 pub fn scripts_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("control-plane")
+    super::manifest_dir().join("control-plane")
 }
 
 impl LocalControlPlane {

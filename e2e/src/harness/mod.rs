@@ -31,6 +31,15 @@ pub use control_plane::LocalControlPlane;
 pub use node_agent::NodeAgentProcess;
 pub use suite::{E2eTest, run_suite};
 
+/// The `e2e/` directory of the checkout the tests run in. Cargo names it at run time; the path
+/// baked in at build time is only the fallback, since a cached build may come from another
+/// checkout of the same sources.
+pub fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum HarnessError {
     #[error("{script} failed: {message}")]
@@ -276,12 +285,9 @@ impl Cluster {
         Some(root.join(path.trim_start_matches('/')))
     }
 
-    /// The repository checkout the tests were built from.
+    /// The repository checkout the tests run in.
     pub fn repo_root() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .map(Path::to_owned)
-            .unwrap_or_default()
+        manifest_dir().parent().map(Path::to_owned).unwrap_or_default()
     }
 
     /// `kubectl` for this cluster: the control plane's own (same version) when local, else

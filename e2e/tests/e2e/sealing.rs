@@ -31,6 +31,7 @@ use crate::proving;
 pub fn tests() -> Vec<E2eTest> {
     e2e_tests![
         local_only: slow_sectors_applied_with_kubectl_are_sealed_proven_on_chain_and_kept_proven,
+        slow_four_sectors_committed_together_are_proven_by_one_aggregate,
         pc1_concurrency_one_runs_one_pc1_per_node_and_abort_stops_sectors,
         pledge_loop_keeps_the_configured_sectors_in_flight,
         failed_precommit_batch_is_resent_member_by_member_and_the_sectors_go_on,
@@ -53,6 +54,10 @@ struct Sealing {
 }
 
 static SEALING: OnceCell<Arc<Sealing>> = OnceCell::const_new();
+
+/// Held by the tests that run C2s: two of them at once would starve the other's window PoSts on
+/// two cores, and the proving test stops and restarts the operator.
+static C2_HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 type SpawnRequest = (Command, std::sync::mpsc::Sender<std::io::Result<Child>>);
 
@@ -162,7 +167,7 @@ async fn sealing(cluster: &Arc<Cluster>) -> anyhow::Result<Arc<Sealing>> {
             std::fs::write(
                 &config,
                 format!(
-                    "chain:\n  endpoint: {endpoint}\n  tokenSecret: chain-api-token\n  preCommitChallengeDelay: 10\n  seedConfidence: 2\n  pollIntervalSeconds: 1\nbatching:\n  maxSectors: 8\n  maxWaitEpochs: 4\n"
+                    "chain:\n  endpoint: {endpoint}\n  tokenSecret: chain-api-token\n  preCommitChallengeDelay: 10\n  seedConfidence: 2\n  pollIntervalSeconds: 1\nbatching:\n  maxSectors: 8\n  maxWaitEpochs: 6\n  aggregate:\n    minSectors: 4\n"
                 ),
             )?;
             let health = free_port()?;
@@ -377,6 +382,7 @@ async fn step_pods(pods: &Api<Pod>, sector: &str) -> anyhow::Result<Vec<Pod>> {
 /// pod for one attempt and no sector a second message. Then the sealed sectors are kept proven
 /// by window PoSt (see `proving`).
 async fn slow_sectors_applied_with_kubectl_are_sealed_proven_on_chain_and_kept_proven(cluster: Arc<Cluster>) -> anyhow::Result<()> {
+    let _heavy = C2_HEAVY.lock().await;
     let sealing = sealing(&cluster).await?;
     let ns = cluster.namespace("seal").await?;
     prepare_storage(&cluster, &ns)?;
@@ -474,6 +480,71 @@ async fn slow_sectors_applied_with_kubectl_are_sealed_proven_on_chain_and_kept_p
     ensure!(!scratch.exists(), "{} was removed", scratch.display());
     let stored = PathBuf::from(format!("{SHARED_STORE}/{ns}/{ns}_deal/sealed"));
     ensure!(stored.is_file(), "{} is kept: the sector is committed on chain", stored.display());
+    Ok(())
+}
+
+/// Four sectors that reach the commit together are proven by one ProveCommitSectors3 carrying a
+/// SnarkPackV2 aggregate of their proofs, made by the chain bridge and checked by the simulator
+/// with verify_aggregate_seal_commit_proofs. Each sector is paused while its C2 runs, so all four
+/// wait in C2Done, and then resumed at once.
+async fn slow_four_sectors_committed_together_are_proven_by_one_aggregate(cluster: Arc<Cluster>) -> anyhow::Result<()> {
+    let _heavy = C2_HEAVY.lock().await;
+    let sealing = sealing(&cluster).await?;
+    let ns = cluster.namespace("aggregate").await?;
+    prepare_storage(&cluster, &ns)?;
+    let sectors: Api<Sector> = Api::namespaced(cluster.client.clone(), &ns);
+    kubectl(&cluster, &["apply", "-f", "-"], Some(&pool_yaml(&ns, "pool", json!({}))))?;
+    let names = ["a1", "a2", "a3", "a4"];
+    let manifests: Vec<String> = names.iter().map(|n| sector_yaml(&ns, n, json!([]))).collect();
+    kubectl(&cluster, &["apply", "-f", "-"], Some(&manifests.join("---\n")))?;
+
+    let paused = std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let (paused, sectors_ref) = (&paused, &sectors);
+    wait_until(Duration::from_secs(1200), "each sector's C2 to run, to pause it there", move || async move {
+        for name in names {
+            if paused.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.contains(name) {
+                continue;
+            }
+            let record = sectors_ref.get(name).await?.status.map(|s| s.record).unwrap_or_default();
+            ensure!(!matches!(record.state, State::ProofSubmitted | State::Finished), "{name} was committed before its C2 could be paused");
+            if record.running.as_ref().is_some_and(|r| r.step.as_str() == "c2") {
+                patch_spec(sectors_ref, name, json!({"paused": true})).await?;
+                paused.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.insert(name);
+            }
+        }
+        Ok(paused.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.len() == names.len())
+    })
+    .await?;
+    for name in names {
+        wait_until(Duration::from_secs(600), "the sector to wait in C2Done, paused", || async {
+            let record = sectors.get(name).await?.status.map(|s| s.record).unwrap_or_default();
+            Ok(record.state == State::C2Done && record.paused.is_some() && record.running.is_none())
+        })
+        .await?;
+    }
+    for name in names {
+        patch_spec(&sectors, name, json!({"paused": false})).await?;
+    }
+
+    let mut commits = Vec::new();
+    for name in names {
+        let sector = wait_for_state(&sectors, name, &[State::Finished], Duration::from_secs(300)).await?;
+        let record = sector.status.context("a finished sector has a status")?.record;
+        let commit = record.commit.context("a finished sector has its commit message")?;
+        ensure!(commit.exit_code == Some(0), "{name}: the commit landed: {commit:?}");
+        commits.push((record.sector_number.context("sector number")?, commit.cid));
+    }
+    ensure!(commits.iter().all(|(_, cid)| *cid == commits[0].1), "one message committed all four: {commits:?}");
+    let counts = sealing.sim.message_counts().await?;
+    for (number, _) in &commits {
+        ensure!(counts.by_sector.get(number).and_then(|m| m.get(&PROVE_COMMIT)) == Some(&1), "sector {number}: one commit message: {:?}", counts.by_sector.get(number));
+        ensure!(counts.aggregated.get(number) == Some(&1), "sector {number} was proven by an aggregate: {:?}", counts.aggregated);
+    }
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(cluster.client.clone(), &ns);
+    let described = events.list(&ListParams::default()).await?.items.iter().any(|e| {
+        e.reason.as_deref() == Some("MessageSent") && e.note.as_deref().is_some_and(|n| n.contains("ProveCommitSectors3") && n.contains("proofs aggregated"))
+    });
+    ensure!(described, "kubectl describe shows the commit was aggregated");
     Ok(())
 }
 

@@ -18,18 +18,20 @@ use cid::Cid;
 use filecoin_chain::batching::{self, BatchPolicy, PendingItem};
 use filecoin_chain::client::ClientConfig;
 use filecoin_chain::exit_code::{ErrorLevel as ChainLevel, classify};
-use filecoin_chain::methods::{MinerMethod, miner_message};
+use filecoin_chain::methods::{MAX_AGGREGATED_SECTORS, MinerMethod, miner_message, prove_commit_aggregate};
 use filecoin_chain::msg_uuid::msg_uuid;
 use filecoin_chain::params::{
     CompactCommD, PieceActivationManifest, PreCommitSectorBatchParams2, ProveCommitSectors3Params,
     SectorActivationManifest, SectorPreCommitInfo,
 };
 use filecoin_chain::policy::{ChainPolicy, TicketCheck, TicketExpiryAction};
+use filecoin_chain::proofs::{CommitProof, aggregate_seal_proofs};
 use filecoin_chain::randomness::{DomainSeparationTag, miner_entropy};
 use filecoin_chain::tipset::TipSetKey;
 use filecoin_chain::{ApiToken, ChainAddress, ChainEpoch, ClientError, LotusClient};
 use fvm_ipld_encoding::RawBytes;
 use fvm_shared::econ::TokenAmount;
+use fvm_shared::commcid::cid_to_replica_commitment_v1;
 use fvm_shared::piece::PaddedPieceSize;
 use fvm_shared::sector::RegisteredSealProof;
 use jiff::Timestamp;
@@ -491,7 +493,11 @@ impl Bridge {
                 Kind::Commit => Event::SubmitProof(sent.clone()),
             };
             let next = self.event(sector, &record, event)?;
-            let note = Note { warning: false, reason: "MessageSent", message: format!("{} {} with {} sector(s)", kind.method_name(), sent.cid, members.len()) };
+            let proofs = match &params {
+                Params::Commit(p) if !p.aggregate_proof.is_empty() => ", proofs aggregated (SnarkPackV2)",
+                _ => "",
+            };
+            let note = Note { warning: false, reason: "MessageSent", message: format!("{} {} with {} sector(s){proofs}", kind.method_name(), sent.cid, members.len()) };
             self.write(sector, next, vec![note]).await?;
         }
         Ok(())
@@ -553,21 +559,70 @@ impl Bridge {
                 .map(|p| Ok(PieceActivationManifest { cid: parse_cid(sector, &p.cid)?, size: PaddedPieceSize(p.size), verified_allocation_key: None, notify: vec![] }))
                 .collect::<Result<Vec<_>, BridgeError>>()?;
             activations.push(SectorActivationManifest { sector_number: record.sector_number.ok_or_else(|| fail("a sector number"))?, pieces });
-            proofs.push(RawBytes::new(proof));
+            proofs.push(proof);
             let duration = ChainEpoch::from(sector.spec.expiration_days) * EPOCHS_IN_DAY;
             let size = sector.spec.sector_size.bytes();
             pledge += self.lotus.state_miner_initial_pledge_for_sector(duration, size, 0, &TipSetKey::head()).await?;
         }
+        // One sector that fails to activate must not fail the others.
+        let require_activation_success = false;
+        if let Some(aggregate) = self.aggregate(members, &proofs).await {
+            match prove_commit_aggregate(activations.clone(), aggregate, require_activation_success) {
+                Ok(params) => return Ok((Params::Commit(params), pledge)),
+                Err(e) => self.aggregation_failed(members, e.to_string()).await,
+            }
+        }
         let params = ProveCommitSectors3Params {
             sector_activations: activations,
-            sector_proofs: proofs,
+            sector_proofs: proofs.into_iter().map(RawBytes::new).collect(),
             aggregate_proof: RawBytes::default(),
             aggregate_proof_type: None,
-            // One sector that fails to activate must not fail the others.
-            require_activation_success: false,
-            require_notification_success: false,
+            require_activation_success,
+            require_notification_success: require_activation_success,
         };
         Ok((Params::Commit(params), pledge))
+    }
+
+    /// The SnarkPackV2 aggregate of a batch's proofs, when aggregation is configured and the batch
+    /// is big enough. Aggregation failing (no SRS, say) is a Warning Event on every member and
+    /// the batch goes with one proof per sector instead.
+    async fn aggregate(&self, members: &[Arc<Sector>], proofs: &[Vec<u8>]) -> Option<Vec<u8>> {
+        let config = self.ctx.config.batching.aggregate.as_ref()?;
+        if members.len() < config.min_sectors || members.len() > MAX_AGGREGATED_SECTORS {
+            return None;
+        }
+        let mut inputs = Vec::new();
+        for (sector, proof) in members.iter().zip(proofs) {
+            let Some(input) = commit_proof(sector, proof) else {
+                self.aggregation_failed(members, format!("{} has no valid CommR, seed and sector number", sector.name_any())).await;
+                return None;
+            };
+            inputs.push(input);
+        }
+        let seal = members.first().map(|s| seal_proof(s))?;
+        let started = std::time::Instant::now();
+        match tokio::task::spawn_blocking(move || aggregate_seal_proofs(seal, &inputs)).await {
+            Ok(Ok(aggregate)) => {
+                tracing::info!(sectors = members.len(), bytes = aggregate.len(), seconds = started.elapsed().as_secs_f32(), "aggregated commit proofs");
+                Some(aggregate)
+            }
+            Ok(Err(e)) => {
+                self.aggregation_failed(members, e.to_string()).await;
+                None
+            }
+            Err(e) => {
+                self.aggregation_failed(members, e.to_string()).await;
+                None
+            }
+        }
+    }
+
+    async fn aggregation_failed(&self, members: &[Arc<Sector>], reason: String) {
+        tracing::warn!(%reason, "cannot aggregate the commit proofs");
+        let message = format!("cannot aggregate the proofs of {} sectors ({reason}); sending one proof per sector", members.len());
+        for sector in members {
+            publish(&self.ctx, &**sector, vec![Note { warning: true, reason: "AggregationFailed", message: message.clone() }]).await;
+        }
     }
 
     /// Waits for a sent message's receipt and moves the sector on, or back to send again.
@@ -654,6 +709,18 @@ fn message_of(sector: &Sector, kind: Kind) -> Option<ChainMessage> {
         Kind::PreCommit => record.precommit,
         Kind::Commit => record.commit,
     }
+}
+
+/// What aggregation needs of a sector: its number, CommR and seed, and its C2 proof.
+fn commit_proof(sector: &Sector, proof: &[u8]) -> Option<CommitProof> {
+    let record = record_of(sector);
+    let comm_r = Cid::from_str(record.comm_r.as_deref()?).ok()?;
+    Some(CommitProof {
+        sector_number: record.sector_number?,
+        comm_r: cid_to_replica_commitment_v1(&comm_r).ok()?,
+        seed: hex::decode(&record.seed?.value).ok()?.try_into().ok()?,
+        proof: proof.to_vec(),
+    })
 }
 
 fn uid(sector: &Sector) -> String {

@@ -7,7 +7,8 @@ use std::str::FromStr;
 use filecoin_proofs::with_shape;
 use storage_proofs_core::merkle::MerkleTreeTrait;
 use storage_proofs_core::parameter_cache::{
-    CacheableParameters, GROTH_PARAMETER_EXT, PARAMETER_METADATA_EXT, VERIFYING_KEY_EXT, VERSION,
+    CacheableParameters, GROTH_PARAMETER_EXT, PARAMETER_METADATA_EXT, SRS_KEY_EXT, SRS_SHARED_KEY_NAME,
+    VERIFYING_KEY_EXT, VERSION,
 };
 use storage_proofs_update::constants::TreeRHasher;
 use storage_proofs_update::{EmptySectorUpdateCircuit, EmptySectorUpdateCompound};
@@ -25,14 +26,22 @@ pub enum ParamKind {
     WinningPost,
     /// Empty sector update (SnapDeals prove).
     Snap,
+    /// The SnarkPack inner-product SRS that aggregating PoRep proofs needs (one file for every
+    /// sector size).
+    Aggregate,
 }
 
-pub const ALL_KINDS: [ParamKind; 4] = [
+pub const ALL_KINDS: [ParamKind; 5] = [
     ParamKind::Porep,
     ParamKind::WindowPost,
     ParamKind::WinningPost,
     ParamKind::Snap,
+    ParamKind::Aggregate,
 ];
+
+/// How many proofs a generated test SRS can aggregate: the chain's 819 rounded up to a power of
+/// two, as the library pads an aggregate.
+pub const SRS_PROOFS: usize = 1024;
 
 impl fmt::Display for ParamKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -41,6 +50,7 @@ impl fmt::Display for ParamKind {
             ParamKind::WindowPost => "window-post",
             ParamKind::WinningPost => "winning-post",
             ParamKind::Snap => "snap",
+            ParamKind::Aggregate => "aggregate",
         })
     }
 }
@@ -52,7 +62,7 @@ impl FromStr for ParamKind {
         ALL_KINDS
             .into_iter()
             .find(|k| k.to_string() == s)
-            .ok_or_else(|| format!("unknown parameter kind {s:?}; expected porep, window-post, winning-post or snap"))
+            .ok_or_else(|| format!("unknown parameter kind {s:?}; expected porep, window-post, winning-post, snap or aggregate"))
     }
 }
 
@@ -87,6 +97,7 @@ impl ParamSet {
             // RegisteredUpdateProof::circuit_identifier answers with the PoRep circuit's
             // identifier (proofs-api 19.1), so the update circuit's is computed here.
             ParamKind::Snap => Ok(with_shape!(size.0, snap_identifier, size.0)),
+            ParamKind::Aggregate => Ok(SRS_SHARED_KEY_NAME.to_string()),
         }
         .map_err(|e| StepError::proofs("computing the parameter identifier", e))?;
         Ok(ParamSet {
@@ -108,9 +119,26 @@ impl ParamSet {
         format!("v{VERSION}-{}.{PARAMETER_METADATA_EXT}", self.identifier)
     }
 
-    /// The files a prover needs: both, since the library loads the key from `.vk` to verify.
-    pub fn required_names(&self) -> [String; 2] {
-        [self.params_name(), self.vk_name()]
+    pub fn srs_name(&self) -> String {
+        format!("v{VERSION}-{}.{SRS_KEY_EXT}", self.identifier)
+    }
+
+    /// The files a prover needs: `.params` and `.vk`, since the library loads the key from `.vk`
+    /// to verify; the SRS alone for aggregation.
+    pub fn required_names(&self) -> Vec<String> {
+        match self.kind {
+            ParamKind::Aggregate => vec![self.srs_name()],
+            _ => vec![self.params_name(), self.vk_name()],
+        }
+    }
+
+    /// What generating the set writes, in the order it is installed: a `.params` file only
+    /// after its own `.vk` and metadata.
+    pub fn generated_names(&self) -> Vec<String> {
+        match self.kind {
+            ParamKind::Aggregate => vec![self.srs_name()],
+            _ => vec![self.meta_name(), self.vk_name(), self.params_name()],
+        }
     }
 }
 
@@ -147,5 +175,8 @@ mod tests {
             assert_eq!(name(kind), file, "{kind}");
             assert!(storage_proofs_core::parameter_cache::PARAMETERS.contains_key(file));
         }
+        let srs = ParamSet::new(ParamKind::Aggregate, size).unwrap().required_names();
+        assert_eq!(srs, ["v28-fil-inner-product-v1.srs"]);
+        assert!(storage_proofs_core::parameter_cache::SRS_PARAMETERS.contains_key(&srs[0]));
     }
 }

@@ -22,7 +22,7 @@ use storage_proofs_post::fallback::{FallbackPoSt, FallbackPoStCircuit, FallbackP
 use storage_proofs_update::constants::TreeRHasher;
 use storage_proofs_update::{EmptySectorUpdate, EmptySectorUpdateCircuit, EmptySectorUpdateCompound};
 
-use super::catalog::{ParamKind, ParamSet, path_in};
+use super::catalog::{ParamKind, ParamSet, SRS_PROOFS, path_in};
 use super::check::{self, Depth, FileStatus};
 use super::manifest::{self, LocalEntry};
 use crate::error::{StepError, StepResult};
@@ -57,7 +57,7 @@ pub fn ensure(cache: &Path, sets: &[ParamSet]) -> StepResult<Vec<Outcome>> {
             outcomes.push(Outcome {
                 kind: set.kind.to_string(),
                 action: "present",
-                files: set.required_names().to_vec(),
+                files: set.required_names(),
             });
             continue;
         }
@@ -107,9 +107,7 @@ fn generate_staged(cache: &Path, set: &ParamSet) -> StepResult<Vec<String>> {
 
     fault::point("params-generate", "before-install");
     let mut local = manifest::read_local(cache)?;
-    // The pair must match: install the verifying key and metadata before the params file,
-    // so a present `.params` always has its own `.vk` beside it.
-    let names = [set.meta_name(), set.vk_name(), set.params_name()];
+    let names = set.generated_names();
     for name in &names {
         let staged = path_in(&staging, name);
         let (digest, size) = manifest::file_digest(&staged).map_err(|e| StepError::io(&staged, e))?;
@@ -118,7 +116,7 @@ fn generate_staged(cache: &Path, set: &ParamSet) -> StepResult<Vec<String>> {
     }
     manifest::write_local(cache, &local)?;
     fsutil::remove_dir_if_exists(&staging)?;
-    Ok(names.to_vec())
+    Ok(names)
 }
 
 /// Runs in the child: generates one set into the library's configured cache directory.
@@ -137,7 +135,20 @@ pub fn generate_into_library_cache(kind: ParamKind, size: SectorSize) -> anyhow:
             with_shape!(size.0, winning_post, &config)
         }
         ParamKind::Snap => with_shape!(size.0, snap, size.0),
+        ParamKind::Aggregate => {
+            let config = size.default_seal_proof().as_v1_config();
+            with_shape!(size.0, srs, &config)
+        }
     }
+}
+
+/// A random inner-product SRS (bellperson's `setup_fake_srs`, through the library's own
+/// `srs_key(Some(rng), ..)`), standing in for the trusted-setup file on test networks.
+fn srs<Tree: 'static + MerkleTreeTrait>(config: &filecoin_proofs::PoRepConfig) -> anyhow::Result<()> {
+    type C<'a, T> = StackedCompound<T, DefaultPieceHasher>;
+    let pp = public_params::<Tree>(config)?;
+    <C<Tree> as CompoundProof<StackedDrg<'_, Tree, DefaultPieceHasher>, _>>::srs_key(Some(&mut OsRng), &pp, SRS_PROOFS)?;
+    Ok(())
 }
 
 fn porep<Tree: 'static + MerkleTreeTrait>(config: &filecoin_proofs::PoRepConfig) -> anyhow::Result<()> {

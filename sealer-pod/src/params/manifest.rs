@@ -8,7 +8,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use storage_proofs_core::parameter_cache::PARAMETERS;
+use storage_proofs_core::parameter_cache::{PARAMETERS, SRS_PARAMETERS};
 
 use crate::error::{StepError, StepResult};
 
@@ -32,9 +32,11 @@ pub struct OfficialEntry {
 
 pub type OfficialManifest = BTreeMap<String, OfficialEntry>;
 
+/// `parameters.json` and `srs-inner-product.json`, as storage-proofs-core embeds them.
 pub fn official() -> OfficialManifest {
     PARAMETERS
         .iter()
+        .chain(SRS_PARAMETERS.iter())
         .map(|(name, data)| {
             (
                 name.clone(),
