@@ -151,8 +151,6 @@ pub fn step_pod(sector: &Sector, pool: &SealingPool, record: &SectorRecord, runn
     });
     env.push(EnvVar { name: "RUST_LOG".into(), value: Some("info".into()), ..Default::default() });
 
-    let resources = resources(pool, phase(&pool.spec.phases, step));
-
     let metadata = owned_metadata(
         pod_name(name, step, running.attempt),
         sector,
@@ -168,17 +166,25 @@ pub fn step_pod(sector: &Sector, pool: &SealingPool, record: &SectorRecord, runn
         args: Some(args),
         env: Some(env),
         volume_mounts: Some(mounts),
-        resources: Some(resources),
         ..Default::default()
     };
-    Ok(pool_pod(pool, metadata, Some(&running.node), container, volumes))
+    Ok(pool_pod(pool, metadata, Some(&running.node), container, volumes, Some(phase(&pool.spec.phases, step))))
 }
 
 /// A pod of the pool's image on `node`, as every pod the operator starts is: never restarted,
 /// no service-account token, unprivileged, with the pool's placement and tolerations.
-/// `node` pins the pod; without it kube-scheduler picks any node the pool allows.
-fn pool_pod(pool: &SealingPool, metadata: ObjectMeta, node: Option<&str>, container: Container, volumes: Vec<Volume>) -> Pod {
+/// `node` pins the pod; without it kube-scheduler picks any node the pool allows. A phase's pod
+/// gets the phase's resources and PriorityClass.
+fn pool_pod(
+    pool: &SealingPool,
+    metadata: ObjectMeta,
+    node: Option<&str>,
+    container: Container,
+    volumes: Vec<Volume>,
+    phase: Option<&PhaseSettings>,
+) -> Pod {
     let container = Container {
+        resources: phase.map(|settings| resources(pool, settings)),
         image: Some(pool.spec.image.clone()),
         image_pull_policy: pool.spec.image_pull_policy.clone(),
         termination_message_policy: Some("FallbackToLogsOnError".into()),
@@ -205,6 +211,7 @@ fn pool_pod(pool: &SealingPool, metadata: ObjectMeta, node: Option<&str>, contai
             }),
             containers: vec![container],
             volumes: Some(volumes),
+            priority_class_name: phase.and_then(|settings| settings.priority_class_name.clone()),
             ..Default::default()
         }),
         status: None,
@@ -313,7 +320,7 @@ pub fn params_pod(pool: &SealingPool, node: &str) -> Result<Pod, PodError> {
         volume_mounts: Some(vec![mount("params", cache, false)]),
         ..Default::default()
     };
-    Ok(pool_pod(pool, metadata, Some(node), container, vec![host_path("params", cache, "DirectoryOrCreate")]))
+    Ok(pool_pod(pool, metadata, Some(node), container, vec![host_path("params", cache, "DirectoryOrCreate")], None))
 }
 
 /// How a pod the operator started ended, once it has.
@@ -436,10 +443,9 @@ pub fn proving_pod(
         args: Some(args),
         env: Some(env),
         volume_mounts: Some(mounts),
-        resources: Some(resources(pool, &settings)),
         ..Default::default()
     };
-    Ok(pool_pod(pool, metadata, None, container, volumes))
+    Ok(pool_pod(pool, metadata, None, container, volumes, Some(&settings)))
 }
 
 /// `<sector>-remove-scratch` or, with the store copy, `<sector>-remove-data`.
@@ -467,5 +473,5 @@ pub fn removal_pod(sector: &Sector, pool: &SealingPool, node: &str, store: bool)
         [(LABEL_SECTOR, name.to_owned()), (LABEL_POOL, sector.spec.pool.clone()), (LABEL_STEP, "remove".to_owned())],
     )?;
     let container = Container { name: "remove".into(), args: Some(args), volume_mounts: Some(mounts), ..Default::default() };
-    Ok(pool_pod(pool, metadata, Some(node), container, volumes))
+    Ok(pool_pod(pool, metadata, Some(node), container, volumes, None))
 }

@@ -84,6 +84,7 @@ fn c2_works_on_the_stored_copy_with_a_gpu_and_the_parameters() {
     assert_eq!(limits.get("nvidia.com/gpu").map(|q| q.0.as_str()), Some("1"));
     let mounts = container.volume_mounts.clone().unwrap();
     assert!(mounts.iter().any(|m| m.mount_path == "/var/tmp/filecoin-proof-parameters" && m.read_only == Some(true)));
+    assert_eq!(pod.spec.as_ref().unwrap().priority_class_name, None, "sealing runs at the default priority, below window PoSt");
 }
 
 #[test]
@@ -173,6 +174,7 @@ fn window_post_pods_read_every_store_read_only_use_the_pool_gpus_and_are_not_pin
     let limits = container.resources.as_ref().and_then(|r| r.limits.clone()).unwrap_or_default();
     assert_eq!(limits.get("nvidia.com/gpu").map(|q| q.0.as_str()), Some("1"), "window PoSt uses the pool's GPU setting");
     assert_eq!(spec.affinity, pool().spec.affinity, "any node of the pool, not one node");
+    assert_eq!(spec.priority_class_name.as_deref(), Some("sealing-window-post"), "the sample pool's window PoSt PriorityClass");
     assert_eq!(spec.automount_service_account_token, Some(false));
     let owner = &pod.metadata.owner_references.clone().unwrap()[0];
     assert_eq!((owner.kind.as_str(), owner.uid.as_str()), ("SealingPool", "pool-uid"), "owned by the pool, whose namespace it runs in");
@@ -190,4 +192,6 @@ fn proving_check_pods_use_no_gpu_and_draw_their_own_challenges() {
     let container = &pod.spec.as_ref().unwrap().containers[0];
     let limits = container.resources.as_ref().and_then(|r| r.limits.clone()).unwrap_or_default();
     assert!(!limits.contains_key("nvidia.com/gpu"), "{limits:?}");
+    let spec = pod.spec.as_ref().unwrap();
+    assert_eq!(spec.priority_class_name.as_deref(), Some("sealing-window-post"), "the check is as urgent as the PoSt");
 }

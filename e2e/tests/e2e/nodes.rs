@@ -23,6 +23,7 @@ pub fn tests() -> Vec<E2eTest> {
         local_only: nodes_are_ready_with_gpu_capacity_and_renewed_leases,
         slow_agent_crash_fails_running_pod_and_kills_it,
         kwok_fake_gpu_nodes_are_ready_and_take_pods,
+        window_post_priority_class_preempts_a_sealing_pod_holding_the_gpu,
         agent_without_mount_namespaces_fails_pods_instead_of_running_them,
     ]
 }
@@ -279,6 +280,52 @@ async fn kwok_fake_gpu_nodes_are_ready_and_take_pods(cluster: Arc<Cluster>) -> a
     for name in &names {
         nodes.delete(name, &DeleteParams::default()).await?;
     }
+    Ok(())
+}
+
+/// With the shipped `sealing-window-post` PriorityClass, kube-scheduler evicts a sealing pod that
+/// holds a node's only GPU to place a window PoSt pod there, instead of leaving it Pending while
+/// the deadline runs out. A kwok node keeps the test's GPU apart from the sealing tests' one.
+async fn window_post_priority_class_preempts_a_sealing_pod_holding_the_gpu(cluster: Arc<Cluster>) -> anyhow::Result<()> {
+    const NODE: &str = "kwok-one-gpu";
+    let manifest = Cluster::repo_root().join("manifests/priorityclass.yaml");
+    let applied = cluster.kubectl().args(["apply", "-f"]).arg(&manifest).output()?;
+    ensure!(applied.status.success(), "kubectl apply {}: {}", manifest.display(), String::from_utf8_lossy(&applied.stderr));
+
+    let nodes: Api<Node> = Api::all(cluster.client.clone());
+    let node: Node = serde_json::from_value(json!({
+        "metadata": {"name": NODE, "annotations": {"kwok.x-k8s.io/node": "fake"}, "labels": {"type": NODE}},
+        "spec": {"taints": [{"key": "kwok.x-k8s.io/node", "value": "fake", "effect": "NoSchedule"}]},
+        "status": {
+            "capacity": {"cpu": "16", "memory": "64Gi", "pods": "110", "nvidia.com/gpu": "1"},
+            "allocatable": {"cpu": "16", "memory": "64Gi", "pods": "110", "nvidia.com/gpu": "1"},
+        },
+    }))?;
+    nodes.create(&Default::default(), &node).await.context("creating the kwok node")?;
+    wait::wait_for(&nodes, NODE, Duration::from_secs(60), "kwok node to be Ready", |n: Option<&Node>| n.is_some_and(wait::node_is_ready)).await?;
+
+    let ns = cluster.namespace("preempt").await?;
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), &ns);
+    let gpu_pod = |name: &str, priority: Option<&str>| {
+        json!({
+            "metadata": {"name": name},
+            "spec": {
+                "nodeSelector": {"type": NODE},
+                "tolerations": [{"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}],
+                "priorityClassName": priority,
+                "containers": [{"name": "step", "image": "sealer-pod:dev", "resources": {"limits": {"nvidia.com/gpu": "1"}}}],
+            }
+        })
+    };
+    let c2 = create_pod(&pods, gpu_pod("c2", None)).await?;
+    wait::wait_for(&pods, "c2", Duration::from_secs(60), "the sealing pod to run", wait::pod_running).await?;
+    let post = create_pod(&pods, gpu_pod("window-post", Some("sealing-window-post"))).await?;
+    ensure!(post.spec.as_ref().and_then(|s| s.priority).is_some_and(|p| p == 1_000_000), "the PriorityClass gave the pod its priority: {:?}", post.spec.and_then(|s| s.priority));
+
+    wait::wait_deleted(&pods, "c2", &c2.uid().unwrap_or_default(), Duration::from_secs(120)).await?;
+    let post = wait::wait_for(&pods, "window-post", Duration::from_secs(120), "the window PoSt pod to run", wait::pod_running).await?;
+    ensure!(post.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(NODE), "placed on the GPU it preempted: {:?}", post.spec.and_then(|s| s.node_name));
+    nodes.delete(NODE, &DeleteParams::default()).await?;
     Ok(())
 }
 

@@ -120,6 +120,13 @@ pub struct PhaseSettings {
     #[serde(default)]
     #[x_kube(validation = Rule::new("self <= 16").message("must be at most 16"))]
     pub gpus: u32,
+    /// PriorityClass of this phase's pods. Give window PoSt a higher one than the sealing phases
+    /// (manifests/ ships `sealing-window-post`) and kube-scheduler preempts a sealing pod rather
+    /// than let a deadline wait for a GPU; the preempted step is retried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new(crate::crd::rules::DNS_SUBDOMAIN).message(crate::crd::rules::DNS_SUBDOMAIN_MESSAGE))]
+    #[schemars(length(max = 253))]
+    pub priority_class_name: Option<String>,
 }
 
 fn one() -> u32 {
@@ -128,7 +135,7 @@ fn one() -> u32 {
 
 impl PhaseSettings {
     fn cpu_phase() -> Self {
-        Self { concurrency_per_node: 1, cpu: None, memory: None, gpus: 0 }
+        Self { concurrency_per_node: 1, cpu: None, memory: None, gpus: 0, priority_class_name: None }
     }
 
     fn gpu_phase() -> Self {

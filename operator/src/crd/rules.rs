@@ -11,6 +11,10 @@ pub const IMMUTABLE: &str = "self == oldSelf";
 pub const ABSOLUTE_PATH: &str = "self.startsWith('/') && !self.contains('/../') && !self.endsWith('/..')";
 pub const ABSOLUTE_PATH_MESSAGE: &str = "must be an absolute path without '..'";
 
+/// The name of an object such as a PriorityClass: a lowercase DNS subdomain.
+pub const DNS_SUBDOMAIN: &str = "self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')";
+pub const DNS_SUBDOMAIN_MESSAGE: &str = "must be a lowercase DNS subdomain such as sealing-window-post";
+
 /// Bytes per sector size, for rules that compare sizes.
 pub const SECTOR_BYTES: &str =
     "{'2KiB': 2048, '8MiB': 8388608, '512MiB': 536870912, '32GiB': 34359738368, '64GiB': 68719476736}";
