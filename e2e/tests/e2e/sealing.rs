@@ -167,7 +167,7 @@ async fn sealing(cluster: &Arc<Cluster>) -> anyhow::Result<Arc<Sealing>> {
             std::fs::write(
                 &config,
                 format!(
-                    "chain:\n  endpoint: {endpoint}\n  tokenSecret: chain-api-token\n  preCommitChallengeDelay: 10\n  seedConfidence: 2\n  pollIntervalSeconds: 1\nbatching:\n  maxSectors: 8\n  maxWaitEpochs: 6\n  aggregate:\n    minSectors: 4\n"
+                    "chain:\n  endpoint: {endpoint}\n  tokenSecret: chain-api-token\n  preCommitChallengeDelay: 10\n  seedConfidence: 2\n  pollIntervalSeconds: 1\nbatching:\n  maxSectors: 8\n  maxWaitEpochs: 10\n  aggregate:\n    minSectors: 4\n"
                 ),
             )?;
             let health = free_port()?;
