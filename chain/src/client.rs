@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cid::Cid;
 use fvm_ipld_bitfield::BitField;
@@ -59,6 +59,12 @@ pub enum ClientError {
     },
 }
 
+/// Told of every call the client makes, e.g. to count them per method (how often a component
+/// calls the chain service is what operators watch).
+pub trait CallObserver: Send + Sync + std::fmt::Debug {
+    fn observe(&self, method: &'static str, ok: bool, elapsed: Duration);
+}
+
 /// Where the node is and how to authenticate.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -69,6 +75,7 @@ pub struct ClientConfig {
     pub request_timeout: Duration,
     /// Timeout of `StateWaitMsg`, which blocks on the node until the message lands.
     pub wait_timeout: Duration,
+    pub observer: Option<Arc<dyn CallObserver>>,
 }
 
 impl ClientConfig {
@@ -78,7 +85,13 @@ impl ClientConfig {
             token,
             request_timeout: Duration::from_secs(60),
             wait_timeout: Duration::from_secs(3600),
+            observer: None,
         }
+    }
+
+    pub fn with_observer(mut self, observer: Arc<dyn CallObserver>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 }
 
@@ -151,6 +164,15 @@ impl LotusClient {
         params: Value,
         timeout: Duration,
     ) -> Result<R, ClientError> {
+        let started = Instant::now();
+        let result = self.send(method, params, timeout).await;
+        if let Some(observer) = &self.config.observer {
+            observer.observe(method, result.is_ok(), started.elapsed());
+        }
+        result
+    }
+
+    async fn send<R: DeserializeOwned>(&self, method: &'static str, params: Value, timeout: Duration) -> Result<R, ClientError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let body = Request { jsonrpc: "2.0", method: format!("Filecoin.{method}"), params: &params, id };
         tracing::debug!(method, id, endpoint = %self.config.endpoint, "chain RPC call");

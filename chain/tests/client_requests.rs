@@ -231,3 +231,27 @@ async fn node_errors_and_garbage_are_reported_with_the_method() {
     let err = dead.chain_head().await.unwrap_err();
     assert!(err.to_string().starts_with("ChainHead: cannot reach the chain node at http://127.0.0.1:9/rpc/v1"), "{err}");
 }
+
+/// Records what the client reports of each call.
+#[derive(Debug, Default)]
+struct Calls(std::sync::Mutex<Vec<(&'static str, bool)>>);
+
+impl filecoin_chain::client::CallObserver for Calls {
+    fn observe(&self, method: &'static str, ok: bool, _elapsed: std::time::Duration) {
+        self.0.lock().unwrap().push((method, ok));
+    }
+}
+
+#[tokio::test]
+async fn every_call_is_reported_to_the_observer_with_its_outcome() {
+    let fx = fixtures();
+    let server = node_with_doc_results(&fx).await;
+    let calls = std::sync::Arc::new(Calls::default());
+    let config = ClientConfig::new(format!("{}/rpc/v1", server.uri()), None).with_observer(calls.clone());
+    let c = LotusClient::new(config).unwrap();
+    c.chain_head().await.unwrap();
+    c.state_network_version(&doc_tsk()).await.unwrap();
+    let dead = LotusClient::new(ClientConfig::new("http://127.0.0.1:9/rpc/v1", None).with_observer(calls.clone())).unwrap();
+    dead.chain_head().await.unwrap_err();
+    assert_eq!(*calls.0.lock().unwrap(), [("ChainHead", true), ("StateNetworkVersion", true), ("ChainHead", false)]);
+}

@@ -5,4 +5,5 @@ pub mod config;
 pub mod core;
 pub mod controllers;
 pub mod crd;
+pub mod metrics;
 pub mod pods;

@@ -1,5 +1,5 @@
 //! `sealing-operator run`: the Sector, SealingPool and proving controllers and the chain bridge,
-//! with health endpoints.
+//! with health and metrics endpoints.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context as _;
 use axum::Router;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::routing::get;
 use clap::{Parser, Subcommand};
 use futures::StreamExt;
@@ -22,6 +22,8 @@ use sealing_operator::controllers::bridge::{self, Bridge};
 use sealing_operator::controllers::proving::Prover;
 use sealing_operator::controllers::{Context, own_namespace, pool, sector};
 use sealing_operator::crd::{SealingPool, Sector};
+use prometheus_client::registry::Registry;
+use sealing_operator::metrics;
 use sealing_operator::pods::MANAGED_BY;
 
 #[derive(Parser)]
@@ -38,7 +40,7 @@ enum Command {
         /// The configuration file (manifests/config.yaml mounts it here).
         #[arg(long, default_value = "/etc/sealing-operator/config.yaml")]
         config: PathBuf,
-        /// Address of the health endpoints (/healthz, /readyz).
+        /// Address of the health and metrics endpoints (/healthz, /readyz, /metrics).
         #[arg(long, default_value = "0.0.0.0:8080")]
         listen: SocketAddr,
     },
@@ -64,7 +66,6 @@ async fn run(config_path: PathBuf, listen: SocketAddr) -> anyhow::Result<()> {
         .context("the Sector CRD is not installed or not readable; run `kubectl apply -f crds/` first")?;
 
     let ready = Arc::new(AtomicBool::new(false));
-    let health = serve_health(listen, ready.clone()).await?;
     let ctx = Context::new(client.clone(), config, std::env::var("POD_NAME").ok());
 
     let pods = watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGED_BY}"));
@@ -72,6 +73,8 @@ async fn run(config_path: PathBuf, listen: SocketAddr) -> anyhow::Result<()> {
         .owns(Api::<Pod>::all(client.clone()), pods)
         .shutdown_on_signal();
     let sector_store = sector_controller.store();
+    let registry = Arc::new(ctx.metrics.registry(sector_store.clone()));
+    let health = serve_health(listen, ready.clone(), registry).await?;
     let pool_controller = Controller::new(Api::<SealingPool>::all(client.clone()), watcher::Config::default())
         .watches(sectors, watcher::Config::default(), |s: Sector| {
             let ns = s.namespace()?;
@@ -111,16 +114,33 @@ async fn run(config_path: PathBuf, listen: SocketAddr) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve_health(listen: SocketAddr, ready: Arc<AtomicBool>) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let app = Router::new().route("/healthz", get(|| async { "ok" })).route(
-        "/readyz",
-        get(move || {
-            let ready = ready.clone();
-            async move {
-                if ready.load(Ordering::Relaxed) { (StatusCode::OK, "ready") } else { (StatusCode::SERVICE_UNAVAILABLE, "starting") }
-            }
-        }),
-    );
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// `/healthz`, `/readyz` and `/metrics` (OpenMetrics text).
+async fn serve_health(listen: SocketAddr, ready: Arc<AtomicBool>, registry: Arc<Registry>) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let ready = ready.clone();
+                async move {
+                    if ready.load(Ordering::Relaxed) { (StatusCode::OK, "ready") } else { (StatusCode::SERVICE_UNAVAILABLE, "starting") }
+                }
+            }),
+        )
+        .route(
+            "/metrics",
+            get(move || {
+                let registry = registry.clone();
+                async move {
+                    match metrics::encode(&registry) {
+                        Ok(text) => (StatusCode::OK, [(header::CONTENT_TYPE, OPENMETRICS)], text),
+                        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, [(header::CONTENT_TYPE, "text/plain")], "cannot encode the metrics".to_owned()),
+                    }
+                }
+            }),
+        );
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     Ok(tokio::spawn(async move {
         if let Err(error) = axum::serve(listener, app).await {

@@ -47,6 +47,8 @@ struct Sealing {
     sim: SimControl,
     endpoint: String,
     token: String,
+    /// The operator's health and metrics port.
+    health: u16,
     operator: Mutex<Child>,
     operator_command: Vec<String>,
     operator_env: Vec<(String, String)>,
@@ -187,7 +189,7 @@ async fn sealing(cluster: &Arc<Cluster>) -> anyhow::Result<Arc<Sealing>> {
             let operator = start_operator(&operator_command, &operator_env, &dir)?;
             wait_until(Duration::from_secs(60), "the operator's /readyz", || async move { Ok(http_status(health, "/readyz").is_ok_and(|c| c == 200)) }).await?;
             ensure!(http_status(health, "/healthz")? == 200, "the operator's /healthz answers 200");
-            Ok(Arc::new(Sealing { sim, endpoint, token, operator: Mutex::new(operator), operator_command, operator_env, dir }))
+            Ok(Arc::new(Sealing { sim, endpoint, token, health, operator: Mutex::new(operator), operator_command, operator_env, dir }))
         })
         .await
         .cloned()
@@ -227,8 +229,8 @@ impl Sealing {
     }
 }
 
-/// The status code of a plain HTTP GET on loopback.
-fn http_status(port: u16, path: &str) -> anyhow::Result<u16> {
+/// A plain HTTP GET on loopback: the status code and the body.
+fn http_get(port: u16, path: &str) -> anyhow::Result<(u16, String)> {
     use std::io::Read;
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
@@ -236,7 +238,19 @@ fn http_status(port: u16, path: &str) -> anyhow::Result<u16> {
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
     let code = response.split_whitespace().nth(1).context("an HTTP status line")?;
-    Ok(code.parse()?)
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    Ok((code.parse()?, body))
+}
+
+fn http_status(port: u16, path: &str) -> anyhow::Result<u16> {
+    Ok(http_get(port, path)?.0)
+}
+
+/// The value of one sample line of the operator's `/metrics`, 0 when absent.
+fn metric(text: &str, sample: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(sample).and_then(|rest| rest.trim().parse().ok()))
+        .unwrap_or_default()
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -284,6 +298,15 @@ fn pool_yaml(ns: &str, name: &str, extra: Value) -> String {
         "metadata": {"name": name, "namespace": ns}, "spec": spec,
     }))
     .unwrap_or_default()
+}
+
+/// A namespace for one test with its storage prepared and the pool `pool` applied with kubectl
+/// (`extra` overrides the spec's fields); its Sectors.
+async fn pool_namespace(cluster: &Cluster, prefix: &str, extra: Value) -> anyhow::Result<(String, Api<Sector>)> {
+    let ns = cluster.namespace(prefix).await?;
+    prepare_storage(cluster, &ns)?;
+    kubectl(cluster, &["apply", "-f", "-"], Some(&pool_yaml(&ns, "pool", extra)))?;
+    Ok((ns.clone(), Api::namespaced(cluster.client.clone(), &ns)))
 }
 
 /// Makes the pool's directories writable by the unprivileged step user, as an admin would.
@@ -384,13 +407,9 @@ async fn step_pods(pods: &Api<Pod>, sector: &str) -> anyhow::Result<Vec<Pod>> {
 async fn slow_sectors_applied_with_kubectl_are_sealed_proven_on_chain_and_kept_proven(cluster: Arc<Cluster>) -> anyhow::Result<()> {
     let _heavy = C2_HEAVY.lock().await;
     let sealing = sealing(&cluster).await?;
-    let ns = cluster.namespace("seal").await?;
-    prepare_storage(&cluster, &ns)?;
-    let sectors: Api<Sector> = Api::namespaced(cluster.client.clone(), &ns);
+    let (ns, sectors) = pool_namespace(&cluster, "seal", json!({})).await?;
     let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), &ns);
     let (piece_cid, piece_path) = random_piece(&cluster, &sealing.dir)?;
-
-    kubectl(&cluster, &["apply", "-f", "-"], Some(&pool_yaml(&ns, "pool", json!({}))))?;
     let pieces = json!([{"cid": piece_cid, "size": 2048, "source": {"path": piece_path}}]);
     let manifests = format!("{}---\n{}", sector_yaml(&ns, "cc", json!([])), sector_yaml(&ns, "deal", pieces));
     kubectl(&cluster, &["apply", "-f", "-"], Some(&manifests))?;
@@ -490,10 +509,7 @@ async fn slow_sectors_applied_with_kubectl_are_sealed_proven_on_chain_and_kept_p
 async fn slow_four_sectors_committed_together_are_proven_by_one_aggregate(cluster: Arc<Cluster>) -> anyhow::Result<()> {
     let _heavy = C2_HEAVY.lock().await;
     let sealing = sealing(&cluster).await?;
-    let ns = cluster.namespace("aggregate").await?;
-    prepare_storage(&cluster, &ns)?;
-    let sectors: Api<Sector> = Api::namespaced(cluster.client.clone(), &ns);
-    kubectl(&cluster, &["apply", "-f", "-"], Some(&pool_yaml(&ns, "pool", json!({}))))?;
+    let (ns, sectors) = pool_namespace(&cluster, "aggregate", json!({})).await?;
     let names = ["a1", "a2", "a3", "a4"];
     let manifests: Vec<String> = names.iter().map(|n| sector_yaml(&ns, n, json!([]))).collect();
     kubectl(&cluster, &["apply", "-f", "-"], Some(&manifests.join("---\n")))?;
@@ -545,6 +561,13 @@ async fn slow_four_sectors_committed_together_are_proven_by_one_aggregate(cluste
         e.reason.as_deref() == Some("MessageSent") && e.note.as_deref().is_some_and(|n| n.contains("ProveCommitSectors3") && n.contains("proofs aggregated"))
     });
     ensure!(described, "kubectl describe shows the commit was aggregated");
+
+    // What Prometheus scrapes of it.
+    let (code, text) = http_get(sealing.health, "/metrics")?;
+    ensure!(code == 200, "/metrics answers {code}");
+    ensure!(metric(&text, &format!(r#"sealing_sectors{{namespace="{ns}",pool="pool",state="Finished"}}"#)) == 4.0, "four Finished sectors in /metrics:\n{text}");
+    ensure!(metric(&text, r#"sealing_chain_messages_pushed_total{method="ProveCommitSectors3"}"#) >= 1.0, "the commit counted in /metrics:\n{text}");
+    ensure!(metric(&text, r#"sealing_chain_requests_total{method="MpoolPushMessage",outcome="ok"}"#) >= 1.0, "chain calls counted in /metrics:\n{text}");
     Ok(())
 }
 
@@ -552,11 +575,9 @@ async fn slow_four_sectors_committed_together_are_proven_by_one_aggregate(cluste
 /// sectors are aborted wherever they are, and their running pods go away.
 async fn pc1_concurrency_one_runs_one_pc1_per_node_and_abort_stops_sectors(cluster: Arc<Cluster>) -> anyhow::Result<()> {
     sealing(&cluster).await?;
-    let ns = cluster.namespace("pc1").await?;
-    prepare_storage(&cluster, &ns)?;
-    let sectors: Api<Sector> = Api::namespaced(cluster.client.clone(), &ns);
+    let phases = json!({"phases": {"pc1": {"concurrencyPerNode": 1}, "pc2": {"gpus": 0}, "c2": {"gpus": 1}}});
+    let (ns, sectors) = pool_namespace(&cluster, "pc1", phases).await?;
     let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), &ns);
-    kubectl(&cluster, &["apply", "-f", "-"], Some(&pool_yaml(&ns, "pool", json!({"phases": {"pc1": {"concurrencyPerNode": 1}, "pc2": {"gpus": 0}, "c2": {"gpus": 1}}}))))?;
     let names = ["a", "b", "c"];
     let manifests: Vec<String> = names.iter().map(|n| sector_yaml(&ns, n, json!([]))).collect();
     kubectl(&cluster, &["apply", "-f", "-"], Some(&manifests.join("---\n")))?;
@@ -622,12 +643,9 @@ async fn pc1_concurrency_one_runs_one_pc1_per_node_and_abort_stops_sectors(clust
 /// and replaces one that is aborted.
 async fn pledge_loop_keeps_the_configured_sectors_in_flight(cluster: Arc<Cluster>) -> anyhow::Result<()> {
     sealing(&cluster).await?;
-    let ns = cluster.namespace("pledge").await?;
-    prepare_storage(&cluster, &ns)?;
-    let sectors: Api<Sector> = Api::namespaced(cluster.client.clone(), &ns);
     // A node selector nothing matches keeps the pledged sectors waiting, so none finishes.
     let extra = json!({"pledge": {"enabled": true, "sectorsInFlight": 2}, "nodeSelector": {"sealing.filecoin.io/none": "true"}});
-    kubectl(&cluster, &["apply", "-f", "-"], Some(&pool_yaml(&ns, "pool", extra)))?;
+    let (_, sectors) = pool_namespace(&cluster, "pledge", extra).await?;
     let live = || async {
         let list = sectors.list(&ListParams::default().labels("sealing.filecoin.io/pledged=true")).await?;
         Ok::<_, anyhow::Error>(
@@ -651,10 +669,7 @@ async fn pledge_loop_keeps_the_configured_sectors_in_flight(cluster: Arc<Cluster
 async fn failed_precommit_batch_is_resent_member_by_member_and_the_sectors_go_on(cluster: Arc<Cluster>) -> anyhow::Result<()> {
     const OUT_OF_GAS: u32 = 7;
     let sealing = sealing(&cluster).await?;
-    let ns = cluster.namespace("resend").await?;
-    prepare_storage(&cluster, &ns)?;
-    let sectors: Api<Sector> = Api::namespaced(cluster.client.clone(), &ns);
-    kubectl(&cluster, &["apply", "-f", "-"], Some(&pool_yaml(&ns, "pool", json!({}))))?;
+    let (ns, sectors) = pool_namespace(&cluster, "resend", json!({})).await?;
     // The higher number first: the chain bridge numbers other sectors above the highest it sees,
     // so none can take the lower one meanwhile.
     let (x, y) = (7002u64, 7001u64);

@@ -132,7 +132,7 @@ pub async fn token(ctx: &Context, config: &Config) -> Result<Option<ApiToken>, B
 impl Bridge {
     pub fn new(ctx: Arc<Context>, sectors: Store<Sector>, token: Option<ApiToken>) -> Result<Self, BridgeError> {
         let chain = &ctx.config.chain;
-        let lotus = LotusClient::new(ClientConfig::new(chain.endpoint.clone(), token)).map_err(|e| {
+        let lotus = LotusClient::new(ClientConfig::new(chain.endpoint.clone(), token).with_observer(ctx.metrics.clone())).map_err(|e| {
             BridgeError::Chain(ClientError::Invalid { method: "connect", reason: e.to_string() })
         })?;
         let policy = ChainPolicy {
@@ -484,7 +484,7 @@ impl Bridge {
         }
         .map_err(|e| sector_error(first, e.to_string()))?;
         let spec_uuid = uuid::Uuid::parse_str(uuid).map_err(|e| sector_error(first, e.to_string()))?;
-        let sent = push_message(&self.lotus, &message, spec_uuid).await?;
+        let sent = push_message(&self.ctx, &self.lotus, &message, spec_uuid).await?;
         for sector in members {
             let mut record = record_of(sector);
             record.outbox = None;

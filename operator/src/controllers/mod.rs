@@ -22,6 +22,7 @@ use kube::{Api, Client, Resource};
 
 use crate::config::Config;
 use crate::core::record::ChainMessage;
+use crate::metrics::Metrics;
 
 /// The operator's own namespace (the downward API's POD_NAMESPACE), where its Secret and its
 /// ProvingDeadlines live.
@@ -41,8 +42,9 @@ pub async fn create_pod(pods: &Api<Pod>, pod: &Pod) -> Result<bool, kube::Error>
 
 /// Pushes `message` with a MsgUuid: pushed again (after a crash), the node returns the message
 /// it signed the first time, so nothing is sent twice.
-pub async fn push_message(lotus: &LotusClient, message: &Message, msg_uuid: uuid::Uuid) -> Result<ChainMessage, ClientError> {
+pub async fn push_message(ctx: &Context, lotus: &LotusClient, message: &Message, msg_uuid: uuid::Uuid) -> Result<ChainMessage, ClientError> {
     let signed = lotus.mpool_push_message(message, Some(&MessageSendSpec::new(msg_uuid, TokenAmount::from_atto(0)))).await?;
+    ctx.metrics.message_pushed(message.method);
     Ok(ChainMessage { cid: signed.cid.to_string(), epoch: None, exit_code: None })
 }
 
@@ -61,6 +63,7 @@ pub struct Context {
     pub config: Config,
     pub recorder: Recorder,
     pub placements: pool::RecentPlacements,
+    pub metrics: Arc<Metrics>,
 }
 
 impl Context {
@@ -71,6 +74,7 @@ impl Context {
             client,
             config,
             placements: pool::RecentPlacements::default(),
+            metrics: Arc::new(Metrics::default()),
         })
     }
 }

@@ -92,7 +92,7 @@ impl Prover {
         token: Option<ApiToken>,
         namespace: String,
     ) -> Result<Self, ProvingError> {
-        let lotus = LotusClient::new(ClientConfig::new(ctx.config.chain.endpoint.clone(), token))
+        let lotus = LotusClient::new(ClientConfig::new(ctx.config.chain.endpoint.clone(), token).with_observer(ctx.metrics.clone()))
             .map_err(|e| invalid(format!("the chain client: {e}")))?;
         let timing = ctx.config.proving.timing();
         Ok(Self { ctx, lotus, sectors, pools, namespace, timing, partitions: HashMap::new() })
@@ -269,7 +269,12 @@ impl Prover {
             updated.status = Some(status);
             api.replace_status(&deadline.name_any(), &PostParams::default(), &updated).await?;
         }
-        if let (Some(_), Some(old)) = (ended_instance, before.current.as_ref()) {
+        if let (Some(end), Some(old)) = (ended_instance, before.current.as_ref()) {
+            match end {
+                InstanceEnd::Proven => self.ctx.metrics.deadline_ended("Proven"),
+                InstanceEnd::Missed => self.ctx.metrics.deadline_ended("Missed"),
+                InstanceEnd::Idle => {}
+            }
             self.clean_pods(deadline, old.period_start).await;
         }
         publish(&self.ctx, deadline, notes).await;
@@ -554,7 +559,7 @@ impl Job<'_> {
     /// Pushes a miner message with the MsgUuid of (deadline, task, attempt).
     async fn push<P: serde::Serialize>(&self, worker: ChainAddress, method: MinerMethod, params: &P, task: &str, attempt: u32) -> Result<ChainMessage, ProvingError> {
         let message = miner_message(*self.address, worker, method, params, TokenAmount::from_atto(0)).map_err(|e| invalid(e.to_string()))?;
-        Ok(push_message(&self.prover.lotus, &message, msg_uuid(&self.uid(), task, attempt)).await?)
+        Ok(push_message(&self.prover.ctx, &self.prover.lotus, &message, msg_uuid(&self.uid(), task, attempt)).await?)
     }
 
     /// Records the receipt of `message` once it is on chain.
