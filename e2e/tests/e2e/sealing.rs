@@ -505,7 +505,7 @@ async fn slow_sectors_applied_with_kubectl_are_sealed_proven_on_chain_and_kept_p
 /// Four sectors that reach the commit together are proven by one ProveCommitSectors3 carrying a
 /// SnarkPackV2 aggregate of their proofs, made by the chain bridge and checked by the simulator
 /// with verify_aggregate_seal_commit_proofs. Each sector is paused while its C2 runs, so all four
-/// wait in C2Done, and then resumed at once.
+/// wait in C2Done, and then resumed at once. Then one of them is rebuilt (rebuild plan).
 async fn slow_four_sectors_committed_together_are_proven_by_one_aggregate(cluster: Arc<Cluster>) -> anyhow::Result<()> {
     let _heavy = C2_HEAVY.lock().await;
     let sealing = sealing(&cluster).await?;
@@ -568,6 +568,31 @@ async fn slow_four_sectors_committed_together_are_proven_by_one_aggregate(cluste
     ensure!(metric(&text, &format!(r#"sealing_sectors{{namespace="{ns}",pool="pool",state="Finished"}}"#)) == 4.0, "four Finished sectors in /metrics:\n{text}");
     ensure!(metric(&text, r#"sealing_chain_messages_pushed_total{method="ProveCommitSectors3"}"#) >= 1.0, "the commit counted in /metrics:\n{text}");
     ensure!(metric(&text, r#"sealing_chain_requests_total{method="MpoolPushMessage",outcome="ok"}"#) >= 1.0, "chain calls counted in /metrics:\n{text}");
+
+    // A rebuild of a1, from the chain's CommR and the ticket in a1's status, makes the same
+    // replica again; a rebuild of a sector the chain does not have is refused with the reason.
+    let a1 = sectors.get("a1").await?.status.context("a1 has a status")?.record;
+    let number = a1.sector_number.context("a1 has a number")?;
+    let rebuild = |name: &str, number: u64| {
+        serde_yaml::to_string(&json!({
+            "apiVersion": "sealing.filecoin.io/v1alpha1", "kind": "Sector",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"miner": "t01000", "sectorSize": "2KiB", "pool": "pool", "plan": "rebuild", "sectorNumber": number},
+        }))
+        .unwrap_or_default()
+    };
+    let manifests = format!("{}---\n{}", rebuild("a1-rebuilt", number), rebuild("not-on-chain", 999_999));
+    kubectl(&cluster, &["apply", "-f", "-"], Some(&manifests))?;
+    let rebuilt = wait_for_state(&sectors, "a1-rebuilt", &[State::Finished], Duration::from_secs(300)).await?;
+    let record = rebuilt.status.context("the rebuilt sector has a status")?.record;
+    ensure!(record.comm_r == a1.comm_r && record.ticket == a1.ticket, "rebuilt with a1's ticket to a1's CommR: {record:?}");
+    let original = std::fs::read(format!("{SHARED_STORE}/{ns}/{ns}_a1/sealed"))?;
+    let copy = std::fs::read(format!("{SHARED_STORE}/{ns}/{ns}_a1-rebuilt/sealed"))?;
+    ensure!(original == copy, "the rebuilt replica is a1's, byte for byte");
+    wait_until(Duration::from_secs(60), "the rebuild of a sector not on chain to be refused", || async {
+        Ok(sector_error(&sectors, "not-on-chain").await.is_some_and(|e| e.starts_with("permanent") && e.contains("is not on chain")))
+    })
+    .await?;
     Ok(())
 }
 

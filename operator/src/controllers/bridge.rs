@@ -209,6 +209,9 @@ impl Bridge {
                 Some(Work::Operator(OperatorTask::Allocate)) if sector.spec.plan == Plan::Sealer => {
                     self.allocate(&sector, &record).await
                 }
+                Some(Work::Operator(OperatorTask::Allocate)) if sector.spec.plan == Plan::Rebuild => {
+                    self.allocate_rebuild(&sector, &record).await
+                }
                 Some(Work::Chain(ChainTask::GetTicket)) => self.ticket(&sector, &record, epoch).await,
                 Some(Work::Chain(ChainTask::GetSeed)) => self.seed(&sector, &record, epoch).await,
                 Some(Work::Chain(ChainTask::WaitPreCommit)) => self.wait(&sector, &record, Kind::PreCommit, epoch).await,
@@ -325,6 +328,44 @@ impl Bridge {
         self.write(sector, next, vec![]).await?;
         self.allocated.insert(sector.spec.miner.clone(), number);
         Ok(())
+    }
+
+    /// A rebuild starts from what the chain says of the sector (its CommR, and that it was never
+    /// upgraded) and from the ticket it was sealed with, which only the Sector that sealed it
+    /// holds. What cannot be rebuilt pauses the sector with a permanent error saying why.
+    async fn allocate_rebuild(&self, sector: &Sector, record: &SectorRecord) -> Result<(), BridgeError> {
+        let refuse = |message: String| StepError::new(ErrorLevel::Permanent, OperatorTask::Allocate.as_str(), message);
+        let Some(number) = sector.spec.sector_number else {
+            return self.fail(sector, record, refuse("spec.sectorNumber must name the sector to rebuild".into())).await;
+        };
+        let miner = self.miner(sector)?;
+        let Some(info) = self.lotus.state_sector_get_info(&miner, number, &TipSetKey::head()).await? else {
+            return self.fail(sector, record, refuse(format!("sector {number} of {miner} is not on chain: there is nothing to rebuild"))).await;
+        };
+        if info.sector_key_cid.is_some() {
+            let message = format!("sector {number} was upgraded with SnapDeals; rebuilding its snap data is not supported yet");
+            return self.fail(sector, record, refuse(message)).await;
+        }
+        let comm_r = info.sealed_cid.to_string();
+        let ns = sector.namespace();
+        let sealed_it = self.sectors.state().into_iter().find(|s| {
+            let r = record_of(s);
+            s.namespace() == ns && s.spec.plan == Plan::Sealer && s.spec.miner == sector.spec.miner && r.sector_number == Some(number) && r.comm_r.as_deref() == Some(comm_r.as_str())
+        });
+        let Some((original, ticket)) = sealed_it.and_then(|s| record_of(&s).ticket.map(|t| (s.name_any(), t))) else {
+            let message = format!(
+                "no Sector of the sealer plan in namespace {} sealed sector {number} (CommR {comm_r}), so the ticket it was sealed with is unknown",
+                ns.unwrap_or_default()
+            );
+            return self.fail(sector, record, refuse(message)).await;
+        };
+        let note = Note {
+            warning: false,
+            reason: "RebuildStarted",
+            message: format!("rebuilding sector {number} with the ticket of Sector {original} (epoch {}); the replica must come out as {comm_r}", ticket.epoch),
+        };
+        let next = self.event(sector, record, Event::AllocateRebuild { sector_number: number, ticket, comm_r })?;
+        self.write(sector, next, vec![note]).await
     }
 
     async fn ticket(&self, sector: &Sector, record: &SectorRecord, epoch: ChainEpoch) -> Result<(), BridgeError> {

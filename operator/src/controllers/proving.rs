@@ -198,7 +198,12 @@ impl Prover {
             let Some(status) = &sector.status else { continue };
             let record = &status.record;
             let (Some(number), Some(comm_r)) = (record.sector_number, &record.comm_r) else { continue };
-            if sector.spec.miner != miner || record.commit.is_none() {
+            let rebuilt = super::sector::rebuilt(&sector);
+            if sector.spec.miner != miner || (record.commit.is_none() && !rebuilt) {
+                continue;
+            }
+            // A rebuilt copy stands in for the one that was lost, whichever is listed first.
+            if !rebuilt && by_number.contains_key(&number) {
                 continue;
             }
             let Some(pool) = pools.get(&(sector.namespace().unwrap_or_default(), sector.spec.pool.clone())) else { continue };

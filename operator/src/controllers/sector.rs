@@ -175,13 +175,13 @@ fn run_operator_tasks(sector: &Sector, record: &mut SectorRecord, now: Timestamp
         let event = match work(spec.plan, record.state) {
             Some(Work::Operator(OperatorTask::Allocate)) => match (spec.plan, spec.sector_number) {
                 (Plan::Sealer, Some(number)) => Event::Allocate { sector_number: number },
-                // Allocation from the chain is the chain bridge's.
-                (Plan::Sealer, None) => return Ok(()),
+                // Allocation from the chain, and a rebuild's lookups on chain, are the chain bridge's.
+                (Plan::Sealer, None) | (Plan::Rebuild, _) => return Ok(()),
                 (plan, _) => {
                     let error = StepError::new(
                         ErrorLevel::Permanent,
                         OperatorTask::Allocate.as_str(),
-                        format!("the {plan} plan is not supported yet (its sector lookups on chain are missing); abort the sector"),
+                        format!("the {plan} plan is not supported yet (ProveReplicaUpdates3 is missing); abort the sector"),
                     );
                     let (next, _) = crate::core::retry::on_error(record, error, &RetryPolicy::default(), now);
                     *record = next;
@@ -191,23 +191,18 @@ fn run_operator_tasks(sector: &Sector, record: &mut SectorRecord, now: Timestamp
             },
             Some(Work::Operator(OperatorTask::AcquireDeals)) => Event::AcquireDeals,
             Some(Work::Operator(OperatorTask::ConfirmPersisted)) => Event::SubmitPersistance,
-            Some(Work::Operator(OperatorTask::DecideSnap)) if spec.pieces.is_empty() => Event::SkipSnap,
-            Some(Work::Operator(OperatorTask::DecideSnap)) => {
-                let error = StepError::new(
-                    ErrorLevel::Permanent,
-                    OperatorTask::DecideSnap.as_str(),
-                    "rebuilding the snap data of an upgraded sector is not supported yet; resume at Aborted",
-                );
-                let (next, _) = crate::core::retry::on_error(record, error, &RetryPolicy::default(), now);
-                *record = next;
-                notes.push(Note { warning: true, reason: "PermanentError", message: "rebuild of snap data unsupported".into() });
-                return Ok(());
-            }
+            // The chain bridge refuses to rebuild an upgraded sector, so there is no snap data.
+            Some(Work::Operator(OperatorTask::DecideSnap)) => Event::SkipSnap,
             _ => return Ok(()),
         };
         *record = apply(spec.plan, record, event, now)?;
     }
     Ok(())
+}
+
+/// A rebuild that finished: its store copy replaces the sealed replica on chain.
+pub fn rebuilt(sector: &Sector) -> bool {
+    sector.spec.plan == Plan::Rebuild && sector.status.as_ref().is_some_and(|s| s.record.state == State::Finished)
 }
 
 fn completion_note(record: &SectorRecord, step: &str, how: &Completion) -> Note {
@@ -311,9 +306,10 @@ async fn cleanup(sector: Arc<Sector>, ctx: &Context) -> Result<Action, Error> {
     Ok(Action::await_change())
 }
 
-/// Whether removing the sector's data includes its copy in long-term storage.
+/// Whether removing the sector's data includes its copy in long-term storage: not that of a
+/// sector committed on chain (or rebuilt for one), which window PoSt proves.
 fn removes_store(sector: &Sector) -> bool {
-    let committed = sector.status.as_ref().is_some_and(|s| s.record.commit.as_ref().is_some_and(|c| c.landed_ok()));
+    let committed = sector.status.as_ref().is_some_and(|s| s.record.commit.as_ref().is_some_and(|c| c.landed_ok()) || rebuilt(sector));
     let asked = sector.annotations().get(DELETE_COMMITTED_DATA).is_some_and(|v| v == "true");
     !committed || asked
 }
