@@ -642,20 +642,16 @@ impl Bridge {
         }
         let seal = members.first().map(|s| seal_proof(s))?;
         let started = std::time::Instant::now();
-        match tokio::task::spawn_blocking(move || aggregate_seal_proofs(seal, &inputs)).await {
+        let reason = match tokio::task::spawn_blocking(move || aggregate_seal_proofs(seal, &inputs)).await {
             Ok(Ok(aggregate)) => {
                 tracing::info!(sectors = members.len(), bytes = aggregate.len(), seconds = started.elapsed().as_secs_f32(), "aggregated commit proofs");
-                Some(aggregate)
+                return Some(aggregate);
             }
-            Ok(Err(e)) => {
-                self.aggregation_failed(members, e.to_string()).await;
-                None
-            }
-            Err(e) => {
-                self.aggregation_failed(members, e.to_string()).await;
-                None
-            }
-        }
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => e.to_string(),
+        };
+        self.aggregation_failed(members, reason).await;
+        None
     }
 
     async fn aggregation_failed(&self, members: &[Arc<Sector>], reason: String) {

@@ -275,10 +275,8 @@ impl Prover {
             api.replace_status(&deadline.name_any(), &PostParams::default(), &updated).await?;
         }
         if let (Some(end), Some(old)) = (ended_instance, before.current.as_ref()) {
-            match end {
-                InstanceEnd::Proven => self.ctx.metrics.deadline_ended("Proven"),
-                InstanceEnd::Missed => self.ctx.metrics.deadline_ended("Missed"),
-                InstanceEnd::Idle => {}
+            if let Some(result) = end.result() {
+                self.ctx.metrics.deadline_ended(result);
             }
             self.clean_pods(deadline, old.period_start).await;
         }
@@ -601,13 +599,12 @@ fn submission(period_start: i64, message: &ChainMessage, result: &str, error: Op
 fn instance_submission(end: InstanceEnd, record: Option<&ProvingRecord>, index: u64) -> Option<Submission> {
     let record = record?;
     let last = record.posts.iter().rev().find_map(|p| p.message.clone());
-    let (result, message) = match end {
-        InstanceEnd::Idle => return None,
-        InstanceEnd::Proven => ("Proven", format!("deadline {index} of the period from epoch {} proven: partitions {:?}", record.period_start, record.needed)),
-        InstanceEnd::Missed => {
-            let why = record.posts.iter().find_map(|p| p.error.clone()).unwrap_or_else(|| "no accepted proof before the deadline closed".into());
-            ("Missed", format!("deadline {index} of the period from epoch {} missed for partitions {:?}: {why}; their sectors are faulty now", record.period_start, record.needed))
-        }
+    let result = end.result()?;
+    let message = if end == InstanceEnd::Missed {
+        let why = record.posts.iter().find_map(|p| p.error.clone()).unwrap_or_else(|| "no accepted proof before the deadline closed".into());
+        format!("deadline {index} of the period from epoch {} missed for partitions {:?}: {why}; their sectors are faulty now", record.period_start, record.needed)
+    } else {
+        format!("deadline {index} of the period from epoch {} proven: partitions {:?}", record.period_start, record.needed)
     };
     Some(Submission {
         period_start: record.period_start,

@@ -309,7 +309,7 @@ async fn cleanup(sector: Arc<Sector>, ctx: &Context) -> Result<Action, Error> {
 /// Whether removing the sector's data includes its copy in long-term storage: not that of a
 /// sector committed on chain (or rebuilt for one), which window PoSt proves.
 fn removes_store(sector: &Sector) -> bool {
-    let committed = sector.status.as_ref().is_some_and(|s| s.record.commit.as_ref().is_some_and(|c| c.landed_ok()) || rebuilt(sector));
+    let committed = rebuilt(sector) || sector.status.as_ref().is_some_and(|s| s.record.commit.as_ref().is_some_and(|c| c.landed_ok()));
     let asked = sector.annotations().get(DELETE_COMMITTED_DATA).is_some_and(|v| v == "true");
     !committed || asked
 }

@@ -218,6 +218,17 @@ pub enum InstanceEnd {
     Idle,
 }
 
+impl InstanceEnd {
+    /// The result recorded in `lastSubmission` and counted in the metrics; none for an idle one.
+    pub fn result(self) -> Option<&'static str> {
+        match self {
+            InstanceEnd::Proven => Some("Proven"),
+            InstanceEnd::Missed => Some("Missed"),
+            InstanceEnd::Idle => None,
+        }
+    }
+}
+
 /// Starts the record of `window` when the recorded instance is over, and says how that one ended.
 pub fn roll(record: Option<&ProvingRecord>, window: &Window) -> (ProvingRecord, Option<InstanceEnd>) {
     match record {
