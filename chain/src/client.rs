@@ -140,6 +140,10 @@ struct Bytes(#[serde(with = "base64_bytes")] Vec<u8>);
 #[serde(transparent)]
 struct CidParam<'a>(#[serde(with = "cid_json")] &'a Cid);
 
+#[derive(Deserialize)]
+#[serde(transparent)]
+struct CidOut(#[serde(with = "cid_json")] Cid);
+
 #[derive(Serialize)]
 #[serde(transparent)]
 struct BytesParam<'a>(#[serde(with = "base64_bytes")] &'a [u8]);
@@ -370,6 +374,24 @@ impl LotusClient {
         let method = "MpoolPushMessage";
         let msg = with_cid(method, msg)?;
         self.call(method, json!([msg, spec])).await
+    }
+
+    /// A message by its CID, signed or not (what `lotus mpool replace` starts from).
+    pub async fn chain_get_message(&self, msg: &Cid) -> Result<Message, ClientError> {
+        self.call("ChainGetMessage", json!([CidParam(msg)])).await
+    }
+
+    /// Signs `msg` with the node's key for `from` (needs a token with the `sign` permission).
+    pub async fn wallet_sign_message(&self, from: &ChainAddress, msg: &Message) -> Result<SignedMessage, ClientError> {
+        let method = "WalletSignMessage";
+        let msg = with_cid(method, msg)?;
+        self.call(method, json!([from, msg])).await
+    }
+
+    /// Pushes a signed message as it is (its nonce included): how a stuck message is replaced.
+    pub async fn mpool_push(&self, signed: &SignedMessage) -> Result<Cid, ClientError> {
+        let CidOut(cid) = self.call("MpoolPush", json!([signed])).await?;
+        Ok(cid)
     }
 
     /// Looks `limit` epochs back (-1: no limit) from `from` for the message; `None` if not found.

@@ -9,6 +9,7 @@ pub mod batching;
 pub mod client;
 pub mod deadline;
 pub mod exit_code;
+pub mod fees;
 pub mod lotus_json;
 pub mod message;
 pub mod methods;

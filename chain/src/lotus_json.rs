@@ -123,6 +123,25 @@ pub mod token_amount {
     }
 }
 
+/// `Option<TokenAmount>` ⇄ decimal string or `null` (Go's `*abi.TokenAmount`).
+pub mod opt_token_amount {
+    use fvm_shared::econ::TokenAmount;
+
+    use super::*;
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(transparent)]
+    struct Amount(#[serde(with = "super::token_amount")] TokenAmount);
+
+    pub fn serialize<S: Serializer>(t: &Option<TokenAmount>, s: S) -> Result<S::Ok, S::Error> {
+        t.clone().map(Amount).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<TokenAmount>, D::Error> {
+        Ok(Option::<Amount>::deserialize(d)?.map(|a| a.0))
+    }
+}
+
 /// `BigInt` (deal weights, power) ⇄ decimal string.
 pub mod big_int {
     use std::str::FromStr;

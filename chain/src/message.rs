@@ -47,9 +47,31 @@ pub struct Message {
     pub cid: Option<Cid>,
 }
 
+/// The largest signed message Lotus' message pool accepts (`MaxMessageSize`,
+/// chain/messagepool/messagepool.go:67, checked at :738).
+pub const MAX_MESSAGE_SIZE: usize = 64 << 10;
+/// Room Lotus keeps for the signature when it checks an unsigned message against
+/// `MAX_MESSAGE_SIZE` (chain/messagepool/check.go:259).
+pub const SIGNATURE_ALLOWANCE: usize = 128;
+
 impl Message {
     /// The message CID: blake2b-256 over the DAG-CBOR tuple encoding, as Lotus computes it.
     pub fn compute_cid(&self) -> Result<Cid, MessageError> {
+        Ok(cbor_cid(&self.cbor()?))
+    }
+
+    /// Length of the message's CBOR encoding, the size Lotus limits.
+    pub fn encoded_len(&self) -> Result<usize, MessageError> {
+        Ok(self.cbor()?.len())
+    }
+
+    /// Whether Lotus' message pool takes the message once signed (`MAX_MESSAGE_SIZE` less
+    /// `SIGNATURE_ALLOWANCE`, as chain/messagepool/check.go:259 checks it).
+    pub fn fits_message_pool(&self) -> Result<bool, MessageError> {
+        Ok(self.encoded_len()? <= MAX_MESSAGE_SIZE - SIGNATURE_ALLOWANCE)
+    }
+
+    fn cbor(&self) -> Result<Vec<u8>, MessageError> {
         let gas_limit =
             u64::try_from(self.gas_limit).map_err(|_| MessageError::NegativeGasLimit(self.gas_limit))?;
         let fvm = fvm_shared::message::Message {
@@ -64,8 +86,7 @@ impl Message {
             gas_fee_cap: self.gas_fee_cap.clone(),
             gas_premium: self.gas_premium.clone(),
         };
-        let bytes = fvm_ipld_encoding::to_vec(&fvm).map_err(|e| MessageError::Encode(e.to_string()))?;
-        Ok(cbor_cid(&bytes))
+        fvm_ipld_encoding::to_vec(&fvm).map_err(|e| MessageError::Encode(e.to_string()))
     }
 
     /// The same message with its `CID` field filled in.
@@ -106,6 +127,21 @@ pub struct SignedMessage {
     pub cid: Cid,
 }
 
+impl SignedMessage {
+    /// Length of the signed message's CBOR encoding (`types.SignedMessage.Size`): a two-element
+    /// array of the message and the signature bytes (type byte, then the signature).
+    pub fn encoded_len(&self) -> Result<usize, MessageError> {
+        let signature = 1 + self.signature.data.len();
+        let header = match signature {
+            0..24 => 1,
+            24..256 => 2,
+            256..65_536 => 3,
+            _ => 5,
+        };
+        Ok(1 + self.message.encoded_len()? + header + signature)
+    }
+}
+
 /// `api.MessageSendSpec`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -122,6 +158,13 @@ pub struct MessageSendSpec {
 impl MessageSendSpec {
     pub fn new(msg_uuid: Uuid, max_fee: TokenAmount) -> Self {
         Self { max_fee, msg_uuid, maximize_fee_cap: false }
+    }
+
+    /// The fee cap set to `MaxFee / GasLimit` whatever the estimate (lotus-miner does this for
+    /// window PoSt, so a rising base fee cannot keep it out of a block).
+    pub fn maximizing_fee_cap(mut self, maximize: bool) -> Self {
+        self.maximize_fee_cap = maximize;
+        self
     }
 }
 
@@ -205,6 +248,32 @@ mod tests {
             msg.compute_cid().unwrap().to_string(),
             "bafy2bzacebbpdegvr3i4cosewthysg5xkxpqfn2wfcz6mv2hmoktwbdxkax4s"
         );
+    }
+
+    #[test]
+    fn signed_size_counts_the_message_and_the_signature_as_lotus_does() {
+        let msg = Message {
+            version: 0,
+            to: "t01000".parse().unwrap(),
+            from: "t01002".parse().unwrap(),
+            nonce: 3,
+            value: TokenAmount::from_atto(0),
+            gas_limit: 1000,
+            gas_fee_cap: TokenAmount::from_atto(100),
+            gas_premium: TokenAmount::from_atto(10),
+            method: 34,
+            params: vec![7; 60_000],
+            cid: None,
+        };
+        let unsigned = msg.encoded_len().unwrap();
+        // Params are a CBOR byte string: a 3-byte header for 60000 bytes.
+        assert!(unsigned > 60_003 && unsigned < 60_100, "{unsigned}");
+        let signed = SignedMessage { cid: msg.compute_cid().unwrap(), message: msg.clone(), signature: Signature { sig_type: SIG_TYPE_BLS, data: vec![0; 96] } };
+        // Array header + message + 2-byte header + type byte + 96 bytes.
+        assert_eq!(signed.encoded_len().unwrap(), 1 + unsigned + 2 + 97);
+        assert!(msg.fits_message_pool().unwrap());
+        let big = Message { params: vec![7; MAX_MESSAGE_SIZE - SIGNATURE_ALLOWANCE], ..msg };
+        assert!(!big.fits_message_pool().unwrap());
     }
 
     #[test]

@@ -7,7 +7,10 @@ use serde::Serialize;
 
 use crate::address::ChainAddress;
 use crate::message::Message;
-use crate::params::{self, ParamsError, ProveCommitSectors3Params, SectorActivationManifest};
+use crate::params::{
+    self, DeclareFaultsParams, DeclareFaultsRecoveredParams, ParamsError, PreCommitSectorBatchParams2,
+    ProveCommitSectors3Params, SectorActivationManifest,
+};
 
 /// The live miner methods the bridge sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize)]
@@ -133,6 +136,26 @@ pub fn prove_commit_aggregate(
         require_activation_success,
         require_notification_success: require_activation_success,
     })
+}
+
+/// The sectors a miner message is about, read from its parameters (none for a window PoSt,
+/// which names partitions; none if the parameters do not decode).
+pub fn sectors_of(method: u64, bytes: &[u8]) -> Vec<SectorNumber> {
+    match MinerMethod::from_number(method) {
+        Some(MinerMethod::PreCommitSectorBatch2) => params::decode::<PreCommitSectorBatchParams2>(bytes)
+            .map(|p| p.sectors.iter().map(|s| s.sector_number).collect())
+            .unwrap_or_default(),
+        Some(MinerMethod::ProveCommitSectors3) => params::decode::<ProveCommitSectors3Params>(bytes)
+            .map(|p| p.sector_activations.iter().map(|s| s.sector_number).collect())
+            .unwrap_or_default(),
+        Some(MinerMethod::DeclareFaults) => params::decode::<DeclareFaultsParams>(bytes)
+            .map(|p| p.faults.iter().flat_map(|f| f.sectors.iter().collect::<Vec<_>>()).collect())
+            .unwrap_or_default(),
+        Some(MinerMethod::DeclareFaultsRecovered) => params::decode::<DeclareFaultsRecoveredParams>(bytes)
+            .map(|p| p.recoveries.iter().flat_map(|f| f.sectors.iter().collect::<Vec<_>>()).collect())
+            .unwrap_or_default(),
+        Some(MinerMethod::SubmitWindowedPoSt) | None => Vec::new(),
+    }
 }
 
 #[cfg(test)]

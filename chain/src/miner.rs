@@ -10,7 +10,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use crate::ChainEpoch;
 use crate::address::{ChainAddress, empty_as_none};
 use crate::lotus_json::{
-    base64_bytes, base64_bytes_list, big_int, bitfield_runs, cid_json, opt_cid_json, token_amount,
+    base64_bytes, base64_bytes_list, big_int, bitfield_runs, cid_json, opt_cid_json, opt_token_amount, token_amount,
 };
 
 fn null_as_default<'de, D: Deserializer<'de>, T: Deserialize<'de> + Default>(d: D) -> Result<T, D::Error> {
@@ -115,13 +115,16 @@ pub struct SectorOnChainInfo {
     pub verified_deal_weight: BigInt,
     #[serde(with = "token_amount")]
     pub initial_pledge: TokenAmount,
-    #[serde(with = "token_amount")]
-    pub expected_day_reward: TokenAmount,
-    #[serde(with = "token_amount")]
-    pub expected_storage_pledge: TokenAmount,
+    /// `null` for every sector activated under actors v16 or later: the actor stores `None`
+    /// (builtin-actors `actors/miner/src/lib.rs` 5338–5341, go-state-types v16
+    /// `builtin/v16/miner/miner_state.go` 178–181, `*abi.TokenAmount`).
+    #[serde(default, with = "opt_token_amount")]
+    pub expected_day_reward: Option<TokenAmount>,
+    #[serde(default, with = "opt_token_amount")]
+    pub expected_storage_pledge: Option<TokenAmount>,
     pub power_base_epoch: ChainEpoch,
-    #[serde(with = "token_amount")]
-    pub replaced_day_reward: TokenAmount,
+    #[serde(default, with = "opt_token_amount")]
+    pub replaced_day_reward: Option<TokenAmount>,
     #[serde(rename = "SectorKeyCID", default, with = "opt_cid_json")]
     pub sector_key_cid: Option<Cid>,
     pub flags: u64,
@@ -177,5 +180,35 @@ mod tests {
         assert_eq!(info.window_po_st_proof_type, RegisteredPoStProof::StackedDRGWindow2KiBV1P1);
         let back = serde_json::to_value(&info).unwrap();
         assert_eq!(back["NewWorker"], "<empty>");
+    }
+
+    #[test]
+    fn sector_activated_under_actors_v16_or_later_decodes_with_null_rewards() {
+        // What Lotus v1.36 prints for a sector ProveCommitSectors3 activated on nv28: the actor
+        // leaves ExpectedDayReward, ExpectedStoragePledge and ReplacedDayReward `None`
+        // (builtin-actors actors/miner/src/lib.rs:5338-5341), go-state-types v16
+        // builtin/v16/miner/miner_state.go:178-181 holds them as `*abi.TokenAmount`, and Go's
+        // JSON writes a nil pointer as `null`.
+        let info: SectorOnChainInfo = serde_json::from_value(serde_json::json!({
+            "SectorNumber": 7, "SealProof": 5,
+            "SealedCID": {"/": "bagboea4b5abcatlxechwbp7kjpjguna6r6q7ejrhe6mdp3lf34pmswn27pkkiekz"},
+            "Activation": 1200, "Expiration": 600000, "DealWeight": "0", "VerifiedDealWeight": "0",
+            "InitialPledge": "9000", "ExpectedDayReward": null, "ExpectedStoragePledge": null,
+            "PowerBaseEpoch": 1200, "ReplacedDayReward": null, "SectorKeyCID": null, "Flags": 1,
+            "DailyFee": "0"
+        }))
+        .unwrap();
+        assert_eq!((info.sector_number, info.activation), (7, 1200));
+        assert_eq!(info.expected_day_reward, None);
+        assert_eq!(info.expected_storage_pledge, None);
+        assert_eq!(info.replaced_day_reward, None);
+        let back = serde_json::to_value(&info).unwrap();
+        assert_eq!(back["ExpectedDayReward"], serde_json::Value::Null);
+
+        // Sectors of older actors still carry the amounts.
+        let mut old = back;
+        old["ExpectedDayReward"] = "12".into();
+        let info: SectorOnChainInfo = serde_json::from_value(old).unwrap();
+        assert_eq!(info.expected_day_reward, Some(TokenAmount::from_atto(12)));
     }
 }

@@ -132,13 +132,34 @@ impl ChainPolicy {
         self.max_prove_commit_duration(proof).map(|d| pre_commit_epoch + d)
     }
 
-    /// Expiration bounds for a sector precommitted at `curr`: the earliest
-    /// (`min_sector_expiration` after the prove-commit window) and the latest accepted.
+    /// The expirations the actor accepts for a precommit executed at `curr`: at least
+    /// `min_sector_expiration` after the latest activation the proof type allows, at most
+    /// `max_sector_expiration_extension` after `curr` (builtin-actors
+    /// actors/miner/src/lib.rs:1306-1316 and `validate_expiration`, lib.rs:4388).
     pub fn expiration_bounds(&self, curr: ChainEpoch, proof: RegisteredSealProof) -> Option<(ChainEpoch, ChainEpoch)> {
         let prove = self.max_prove_commit_duration(proof)?;
         let min = curr + prove + self.min_sector_expiration;
         let max = curr + self.max_sector_expiration_extension;
         Some((min, max))
+    }
+
+    /// The expiration to precommit, built at `head` with a ticket from `ticket_epoch`, for a
+    /// sector that wants to live until `wanted`. The message lands some epochs after `head`, so
+    /// the minimum is taken, as lotus-miner does (storage/pipeline/states_sealing.go:406-408),
+    /// from the last epoch the ticket allows a precommit to land: whenever it lands, the actor's
+    /// minimum is met. The maximum is the actor's for a message landing at `head + 1`, the
+    /// earliest it can. `None` for proof types that cannot be proven interactively.
+    pub fn precommit_expiration(
+        &self,
+        ticket_epoch: ChainEpoch,
+        head: ChainEpoch,
+        proof: RegisteredSealProof,
+        wanted: ChainEpoch,
+    ) -> Option<ChainEpoch> {
+        let last_landing = self.ticket_last_precommit_epoch(ticket_epoch);
+        let (min, _) = self.expiration_bounds(last_landing, proof)?;
+        let (_, max) = self.expiration_bounds(head + 1, proof)?;
+        Some(wanted.max(min).min(max))
     }
 }
 
@@ -192,6 +213,32 @@ mod tests {
         assert_eq!(p.first_prove_commit_epoch(50), 61);
         assert_eq!(ChainPolicy::MAINNET.seed_epoch(50), 200);
         assert_eq!(p.prove_commit_deadline(50, StackedDRG2KiBV1P1), Some(50 + 86_410));
+    }
+
+    #[test]
+    fn a_precommit_expiration_is_accepted_wherever_the_message_lands_before_the_ticket_expires() {
+        let p = ChainPolicy::DEVNET_2K;
+        let ticket = 100;
+        let head = 1500;
+        // A sector that wants exactly the minimum lifetime (expirationDays: 180), counted from
+        // the head the message is built at, as the bridge did before.
+        let wanted = head + p.max_prove_commit_duration(StackedDRG2KiBV1P1).unwrap() + 180 * EPOCHS_IN_DAY;
+        let (old_min, _) = p.expiration_bounds(head, StackedDRG2KiBV1P1).unwrap();
+        let (actor_min, _) = p.expiration_bounds(head + 1, StackedDRG2KiBV1P1).unwrap();
+        assert!(wanted.max(old_min) < actor_min, "the old choice is refused when the message lands one epoch later");
+
+        let expiration = p.precommit_expiration(ticket, head, StackedDRG2KiBV1P1, wanted).unwrap();
+        // The actor's check at every epoch the precommit may execute (lib.rs:1306-1316).
+        for curr in head + 1..=p.ticket_last_precommit_epoch(ticket) {
+            let (min, max) = p.expiration_bounds(curr, StackedDRG2KiBV1P1).unwrap();
+            assert!((min..=max).contains(&expiration), "refused at {curr}: {expiration} not in {min}..={max}");
+        }
+        // A longer wish is kept, up to the maximum.
+        let long = expiration + 1000;
+        assert_eq!(p.precommit_expiration(ticket, head, StackedDRG2KiBV1P1, long), Some(long));
+        let too_long = head + 2000 * EPOCHS_IN_DAY;
+        assert_eq!(p.precommit_expiration(ticket, head, StackedDRG2KiBV1P1, too_long), Some(head + 1 + p.max_sector_expiration_extension));
+        assert_eq!(p.precommit_expiration(ticket, head, StackedDRG32GiBV1P2_Feat_NiPoRep, wanted), None);
     }
 
     #[test]

@@ -646,10 +646,12 @@ impl MinerActor {
             deal_weight: BigInt::from(0),
             verified_deal_weight: BigInt::from(0),
             initial_pledge: s.initial_pledge.clone(),
-            expected_day_reward: TokenAmount::from_atto(0),
-            expected_storage_pledge: TokenAmount::from_atto(0),
+            // Actors v16+ store none of these for new sectors (builtin-actors
+            // actors/miner/src/lib.rs:5338-5341); Lotus prints `null`.
+            expected_day_reward: None,
+            expected_storage_pledge: None,
             power_base_epoch: s.activation,
-            replaced_day_reward: TokenAmount::from_atto(0),
+            replaced_day_reward: None,
             sector_key_cid: None,
             flags: 0,
             daily_fee: TokenAmount::from_atto(0),

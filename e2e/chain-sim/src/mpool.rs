@@ -6,10 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 use cid::Cid;
 use filecoin_chain::ChainEpoch;
 use filecoin_chain::message::{Message, MessageReceipt, MessageSendSpec, SIG_TYPE_BLS, Signature, SignedMessage};
-use filecoin_chain::methods::MinerMethod;
-use filecoin_chain::params::{
-    self, DeclareFaultsParams, DeclareFaultsRecoveredParams, PreCommitSectorBatchParams2, ProveCommitSectors3Params,
-};
+use filecoin_chain::methods::{MinerMethod, sectors_of};
+use filecoin_chain::params::{self, ProveCommitSectors3Params};
 use fvm_shared::econ::TokenAmount;
 use fvm_shared::error::ExitCode;
 use fvm_shared::sector::SectorNumber;
@@ -248,25 +246,5 @@ impl Mpool {
 
     pub fn delay_next(&mut self, rule: FaultRule) {
         self.delay.0.push(rule);
-    }
-}
-
-/// The sectors a miner message is about, read from its parameters.
-pub fn sectors_of(method: u64, bytes: &[u8]) -> Vec<SectorNumber> {
-    match MinerMethod::from_number(method) {
-        Some(MinerMethod::PreCommitSectorBatch2) => params::decode::<PreCommitSectorBatchParams2>(bytes)
-            .map(|p| p.sectors.iter().map(|s| s.sector_number).collect())
-            .unwrap_or_default(),
-        Some(MinerMethod::ProveCommitSectors3) => params::decode::<ProveCommitSectors3Params>(bytes)
-            .map(|p| p.sector_activations.iter().map(|s| s.sector_number).collect())
-            .unwrap_or_default(),
-        Some(MinerMethod::DeclareFaults) => params::decode::<DeclareFaultsParams>(bytes)
-            .map(|p| p.faults.iter().flat_map(|f| f.sectors.iter().collect::<Vec<_>>()).collect())
-            .unwrap_or_default(),
-        Some(MinerMethod::DeclareFaultsRecovered) => params::decode::<DeclareFaultsRecoveredParams>(bytes)
-            .map(|p| p.recoveries.iter().flat_map(|f| f.sectors.iter().collect::<Vec<_>>()).collect())
-            .unwrap_or_default(),
-        // A PoSt names partitions, not sectors.
-        Some(MinerMethod::SubmitWindowedPoSt) | None => Vec::new(),
     }
 }
