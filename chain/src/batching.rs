@@ -1,6 +1,7 @@
 //! The batching planner: which pending precommits or commits to send now, in one message, under
 //! a maximum batch size, a maximum wait and a base-fee cap; and how to split a batch the chain
-//! refused so one bad sector cannot hold the others back.
+//! refused so one bad sector cannot hold the others back. What a message may cost is the
+//! sender's (`fees`).
 
 use fvm_shared::econ::TokenAmount;
 use fvm_shared::error::ExitCode;
@@ -21,9 +22,6 @@ pub struct BatchPolicy {
     /// Above this base fee (attoFIL per gas unit) only urgent items are sent.
     #[serde(with = "crate::lotus_json::token_amount")]
     pub max_base_fee: TokenAmount,
-    /// The message `MaxFee` is this times the number of items.
-    #[serde(with = "crate::lotus_json::token_amount")]
-    pub max_fee_per_item: TokenAmount,
 }
 
 /// One item waiting to be sent.
@@ -50,7 +48,6 @@ pub enum SendReason {
 pub struct Batch<K> {
     pub keys: Vec<K>,
     pub reason: SendReason,
-    pub max_fee: TokenAmount,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,10 +86,9 @@ pub fn plan<K: Clone>(items: &[PendingItem<K>], policy: &BatchPolicy, now: Chain
 
     if let Some(reason) = reason {
         let keys: Vec<K> = ready.iter().take(max).map(|i| i.key.clone()).collect();
-        let max_fee = policy.max_fee_per_item.clone() * keys.len() as u64;
         // More may be left over; plan again right away.
         let wake_at = if ready.len() > max { Some(now) } else { not_ready_wake };
-        return Plan { send: Some(Batch { keys, reason, max_fee }), expired, wake_at };
+        return Plan { send: Some(Batch { keys, reason }), expired, wake_at };
     }
 
     let urgent_at = ready.iter().map(|i| i.deadline - policy.urgency_margin).min();
@@ -148,7 +144,6 @@ mod tests {
             max_wait: 20,
             urgency_margin: 10,
             max_base_fee: TokenAmount::from_atto(1000),
-            max_fee_per_item: TokenAmount::from_atto(5),
         }
     }
 
@@ -169,7 +164,6 @@ mod tests {
         let p = plan(&items, &policy(), 120, &cheap());
         let batch = p.send.unwrap();
         assert_eq!((batch.keys, batch.reason), (vec![1, 2], SendReason::MaxWait));
-        assert_eq!(batch.max_fee, TokenAmount::from_atto(10));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use fvm_shared::econ::TokenAmount;
 use serde::Deserialize;
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -13,6 +14,124 @@ pub struct Config {
     pub batching: BatchingConfig,
     #[serde(default)]
     pub proving: ProvingConfig,
+    #[serde(default)]
+    pub fees: FeesConfig,
+}
+
+/// What each chain message may cost, and when a message the chain does not take is replaced.
+/// The defaults are lotus-miner's (node/config/def.go:185-203).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FeesConfig {
+    /// PreCommitSectorBatch2: base + perSector × sectors (lotus: 0 + 0.02 FIL).
+    #[serde(default = "default_precommit_fee")]
+    pub pre_commit_batch: BatchFee,
+    /// ProveCommitSectors3: base + perSector × sectors (lotus: 0 + 0.03 FIL).
+    #[serde(default = "default_commit_fee")]
+    pub commit_batch: BatchFee,
+    /// SubmitWindowedPoSt and fault and recovery declarations (lotus: 5 FIL, fee cap maximized so
+    /// a rising base fee cannot keep a PoSt out of its deadline).
+    #[serde(default = "default_window_post_fee", rename = "windowPoSt")]
+    pub window_post: MessageFee,
+    /// A message not on chain this many epochs after it was pushed is replaced with a higher
+    /// premium and a fee cap at today's base fee, within its maximum fee (`lotus mpool replace
+    /// --auto`); 0 never replaces.
+    #[serde(default = "default_replace_after")]
+    pub replace_after_epochs: i64,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BatchFee {
+    #[serde(default = "zero_fil")]
+    pub base: Fil,
+    pub per_sector: Fil,
+}
+
+impl BatchFee {
+    /// The maximum fee of a message carrying `sectors` sectors (lotus' `FeeForSectors`).
+    pub fn for_sectors(&self, sectors: usize) -> filecoin_chain::fees::FeeLimit {
+        let max_fee = self.base.0.clone() + self.per_sector.0.clone() * sectors as u64;
+        filecoin_chain::fees::FeeLimit { max_fee, maximize_fee_cap: false }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MessageFee {
+    pub max_fee: Fil,
+    #[serde(default)]
+    pub maximize_fee_cap: bool,
+}
+
+impl MessageFee {
+    pub fn limit(&self) -> filecoin_chain::fees::FeeLimit {
+        filecoin_chain::fees::FeeLimit { max_fee: self.max_fee.0.clone(), maximize_fee_cap: self.maximize_fee_cap }
+    }
+}
+
+fn default_precommit_fee() -> BatchFee {
+    BatchFee { base: zero_fil(), per_sector: Fil(TokenAmount::from_nano(20_000_000)) }
+}
+
+fn default_commit_fee() -> BatchFee {
+    BatchFee { base: zero_fil(), per_sector: Fil(TokenAmount::from_nano(30_000_000)) }
+}
+
+fn default_window_post_fee() -> MessageFee {
+    MessageFee { max_fee: Fil(TokenAmount::from_whole(5)), maximize_fee_cap: true }
+}
+
+fn default_replace_after() -> i64 {
+    5
+}
+
+fn zero_fil() -> Fil {
+    Fil(TokenAmount::from_atto(0))
+}
+
+impl Default for FeesConfig {
+    fn default() -> Self {
+        Self {
+            pre_commit_batch: default_precommit_fee(),
+            commit_batch: default_commit_fee(),
+            window_post: default_window_post_fee(),
+            replace_after_epochs: default_replace_after(),
+        }
+    }
+}
+
+/// An amount of FIL written with its unit, as lotus' configuration writes them: `"0.02 FIL"`,
+/// `"5 FIL"`, `"100 nanoFIL"`, `"1500 attoFIL"`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fil(pub TokenAmount);
+
+impl std::str::FromStr for Fil {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let usage = || format!("{text:?} is not an amount of FIL: write it with its unit, e.g. \"0.02 FIL\", \"100 nanoFIL\" or \"1500 attoFIL\"");
+        let (number, unit) = text.trim().split_once(char::is_whitespace).ok_or_else(usage)?;
+        let decimals = match unit.trim().to_ascii_lowercase().as_str() {
+            "fil" => 18,
+            "nanofil" => 9,
+            "attofil" => 0,
+            _ => return Err(usage()),
+        };
+        let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+        if whole.is_empty() && fraction.is_empty() || fraction.len() > decimals || !(whole.chars().chain(fraction.chars())).all(|c| c.is_ascii_digit()) {
+            return Err(usage());
+        }
+        let digits = format!("{whole}{fraction:0<decimals$}");
+        let atto: u128 = digits.parse().map_err(|_| usage())?;
+        Ok(Fil(TokenAmount::from_atto(atto)))
+    }
+}
+
+impl<'de> Deserialize<'de> for Fil {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// Window PoSt: where the ProvingDeadline resources live and how much room to keep around the
@@ -124,7 +243,9 @@ fn default_confidence() -> i64 {
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BatchingConfig {
-    #[serde(default = "default_max_sectors")]
+    /// Most sectors in one precommit or commit message (1..=819). A batch whose message would
+    /// exceed Lotus' 64 KiB limit is cut to what fits; the rest go in the next message.
+    #[serde(default = "default_max_sectors", deserialize_with = "batch_size")]
     pub max_sectors: usize,
     /// Epochs the oldest ready sector may wait for others to fill its batch.
     #[serde(default = "default_max_wait")]
@@ -155,6 +276,16 @@ fn aggregate_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Er
         Ok(n)
     } else {
         Err(serde::de::Error::custom(format!("minSectors must be {MIN}..={MAX}, the sizes the actors accept for an aggregate; got {n}")))
+    }
+}
+
+fn batch_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    use filecoin_chain::methods::MAX_AGGREGATED_SECTORS as MAX;
+    let n = usize::deserialize(d)?;
+    if (1..=MAX).contains(&n) {
+        Ok(n)
+    } else {
+        Err(serde::de::Error::custom(format!("maxSectors must be 1..={MAX} (the most sectors one commit aggregate can prove); got {n}")))
     }
 }
 
@@ -206,6 +337,40 @@ mod tests {
         let typo = text.replace("seedConfidence", "seedConfidance");
         let err = serde_yaml::from_str::<Config>(&typo).unwrap_err().to_string();
         assert!(err.contains("seedConfidance"), "{err}");
+    }
+
+    #[test]
+    fn fees_default_to_lotus_miner_and_amounts_need_their_unit() {
+        let base = "chain:\n  endpoint: http://lotus:1234/rpc/v1\n";
+        let config: Config = serde_yaml::from_str(base).unwrap();
+        // lotus node/config/def.go:185-203.
+        assert_eq!(config.fees.pre_commit_batch.for_sectors(3).max_fee, TokenAmount::from_nano(60_000_000));
+        assert_eq!(config.fees.commit_batch.for_sectors(2).max_fee, TokenAmount::from_nano(60_000_000));
+        assert_eq!(config.fees.window_post.limit(), filecoin_chain::fees::FeeLimit { max_fee: TokenAmount::from_whole(5), maximize_fee_cap: true });
+        assert_eq!(config.fees.replace_after_epochs, 5);
+
+        let text = format!("{base}fees:\n  commitBatch: {{base: \"1 nanoFIL\", perSector: \"0.5 FIL\"}}\n  windowPoSt: {{maxFee: \"1500 attoFIL\"}}\n");
+        let config: Config = serde_yaml::from_str(&text).unwrap();
+        assert_eq!(config.fees.commit_batch.for_sectors(2).max_fee, TokenAmount::from_atto(1_000_000_001_000_000_000u128));
+        assert_eq!(config.fees.window_post.limit().max_fee, TokenAmount::from_atto(1500));
+        assert!(!config.fees.window_post.maximize_fee_cap);
+
+        for bad in ["0.02", "1e3 FIL", "0.0000000000000000001 FIL", "5 fils", "-1 FIL", " FIL"] {
+            let err = format!("{base}fees:\n  windowPoSt: {{maxFee: \"{bad}\"}}\n");
+            let err = serde_yaml::from_str::<Config>(&err).unwrap_err().to_string();
+            assert!(err.contains("is not an amount of FIL: write it with its unit"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn batches_are_bounded_by_what_one_aggregate_proves() {
+        let base = "chain:\n  endpoint: http://lotus:1234/rpc/v1\n";
+        let ok: Config = serde_yaml::from_str(&format!("{base}batching:\n  maxSectors: 819\n")).unwrap();
+        assert_eq!(ok.batching.max_sectors, 819);
+        for bad in [0, 820] {
+            let err = serde_yaml::from_str::<Config>(&format!("{base}batching:\n  maxSectors: {bad}\n")).unwrap_err().to_string();
+            assert!(err.contains("maxSectors must be 1..=819"), "{err}");
+        }
     }
 
     #[test]

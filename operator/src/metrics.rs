@@ -39,6 +39,13 @@ struct MethodLabels {
     method: String,
 }
 
+impl MethodLabels {
+    /// The miner method's name, or its number if it is not one the operator sends.
+    fn of(method: u64) -> Self {
+        Self { method: MinerMethod::from_number(method).map_or_else(|| method.to_string(), |m| format!("{m:?}")) }
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
     result: &'static str,
@@ -52,6 +59,7 @@ pub struct Metrics {
     calls: Family<CallLabels, Counter>,
     call_seconds: Seconds,
     messages: Family<MethodLabels, Counter>,
+    replaced: Family<MethodLabels, Counter>,
     deadlines: Family<ResultLabels, Counter>,
 }
 
@@ -64,6 +72,7 @@ impl Default for Metrics {
             calls: Family::default(),
             call_seconds: Family::new_with_constructor(buckets),
             messages: Family::default(),
+            replaced: Family::default(),
             deadlines: Family::default(),
         }
     }
@@ -73,8 +82,12 @@ impl Metrics {
     /// A message pushed to the node (again after a crash counts again: the node answers with the
     /// message it signed the first time).
     pub fn message_pushed(&self, method: u64) {
-        let method = MinerMethod::from_number(method).map_or_else(|| method.to_string(), |m| format!("{m:?}"));
-        self.messages.get_or_create(&MethodLabels { method }).inc();
+        self.messages.get_or_create(&MethodLabels::of(method)).inc();
+    }
+
+    /// A message the chain did not take, replaced with a higher fee.
+    pub fn message_replaced(&self, method: u64) {
+        self.replaced.get_or_create(&MethodLabels::of(method)).inc();
     }
 
     /// A window PoSt deadline instance that ended `Proven` or `Missed`.
@@ -88,6 +101,7 @@ impl Metrics {
         registry.register("chain_requests", "JSON-RPC calls to the chain node, by method and outcome", self.calls.clone());
         registry.register("chain_request_seconds", "Duration of JSON-RPC calls to the chain node", self.call_seconds.clone());
         registry.register("chain_messages_pushed", "Messages pushed to the chain node, by actor method", self.messages.clone());
+        registry.register("chain_messages_replaced", "Messages replaced with a higher fee after the chain did not take them, by actor method", self.replaced.clone());
         registry.register("proving_deadlines", "Window PoSt deadline instances that ended, by result", self.deadlines.clone());
         registry.register_collector(Box::new(SectorStates(sectors)));
         registry
@@ -148,6 +162,7 @@ mod tests {
         metrics.observe("MpoolPushMessage", false, Duration::from_millis(20));
         metrics.message_pushed(28);
         metrics.message_pushed(99);
+        metrics.message_replaced(5);
         metrics.deadline_ended("Proven");
         let (reader, _writer) = store::<Sector>();
         let text = encode(&metrics.registry(reader)).unwrap();
@@ -157,6 +172,7 @@ mod tests {
             r#"sealing_chain_request_seconds_count{method="ChainHead"} 2"#,
             r#"sealing_chain_messages_pushed_total{method="PreCommitSectorBatch2"} 1"#,
             r#"sealing_chain_messages_pushed_total{method="99"} 1"#,
+            r#"sealing_chain_messages_replaced_total{method="SubmitWindowedPoSt"} 1"#,
             r#"sealing_proving_deadlines_total{result="Proven"} 1"#,
             "# TYPE sealing_sectors gauge",
         ] {

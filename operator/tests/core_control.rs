@@ -24,9 +24,9 @@ fn rand(epoch: i64) -> Randomness {
 /// A sealer sector paused at C1Done, with everything it gathered on the way.
 fn paused_at_c1_done(precommit_landed: bool) -> SectorRecord {
     let precommit = if precommit_landed {
-        ChainMessage { cid: "bafy2bzpc".into(), epoch: Some(100), exit_code: Some(0) }
+        ChainMessage { cid: "bafy2bzpc".into(), epoch: Some(100), exit_code: Some(0), ..Default::default() }
     } else {
-        ChainMessage { cid: "bafy2bzpc".into(), epoch: None, exit_code: None }
+        ChainMessage { cid: "bafy2bzpc".into(), epoch: None, exit_code: None, ..Default::default() }
     };
     let record = SectorRecord {
         state: State::C1Done,
@@ -139,11 +139,11 @@ fn every_plan_state_can_be_resumed_at_by_a_sector_that_has_walked_there() {
         comm_d: Some("d".into()),
         ticket: Some(rand(1)),
         comm_r: Some("r".into()),
-        precommit: Some(ChainMessage { cid: "p".into(), epoch: Some(1), exit_code: Some(0) }),
+        precommit: Some(ChainMessage { cid: "p".into(), epoch: Some(1), exit_code: Some(0), ..Default::default() }),
         persisted: Some("/p".into()),
         seed: Some(rand(2)),
         proof: Some("x".into()),
-        commit: Some(ChainMessage { cid: "c".into(), epoch: Some(2), exit_code: Some(0) }),
+        commit: Some(ChainMessage { cid: "c".into(), epoch: Some(2), exit_code: Some(0), ..Default::default() }),
         snap: Some(sealing_operator::core::record::SnapUpdate {
             comm_d: Some("d2".into()),
             comm_r: Some("r2".into()),

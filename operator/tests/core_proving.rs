@@ -27,11 +27,11 @@ fn on(partition: u64, sectors: &[u64]) -> PartitionSectors {
 }
 
 fn landed(code: i64) -> ChainMessage {
-    ChainMessage { cid: "bafy2bzacea".into(), epoch: Some(1005), exit_code: Some(code) }
+    ChainMessage { cid: "bafy2bzacea".into(), epoch: Some(1005), exit_code: Some(code), ..Default::default() }
 }
 
 fn pending() -> ChainMessage {
-    ChainMessage { cid: "bafy2bzacea".into(), epoch: None, exit_code: None }
+    ChainMessage { cid: "bafy2bzacea".into(), epoch: None, exit_code: None, ..Default::default() }
 }
 
 #[test]

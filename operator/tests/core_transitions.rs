@@ -66,7 +66,7 @@ fn randomness(epoch: i64) -> Randomness {
 }
 
 fn landed(cid: &str) -> ChainMessage {
-    ChainMessage { cid: cid.into(), epoch: Some(120), exit_code: Some(0) }
+    ChainMessage { cid: cid.into(), epoch: Some(120), exit_code: Some(0), ..Default::default() }
 }
 
 /// One event of each kind, with payloads consistent with each other.
@@ -81,7 +81,7 @@ fn all_events() -> Vec<Event> {
         Event::AssignTicket(randomness(90)),
         Event::PC1,
         Event::PC2 { comm_r: COMM_R.into(), comm_d: COMM_D.into() },
-        Event::SubmitPC(ChainMessage { cid: "bafy2bzpc".into(), epoch: None, exit_code: None }),
+        Event::SubmitPC(ChainMessage { cid: "bafy2bzpc".into(), epoch: None, exit_code: None, ..Default::default() }),
         Event::ReSubmitPC,
         Event::CheckPC(landed("bafy2bzpc")),
         Event::Persist { location: "/var/lib/sealing/store/s-t01000-7".into() },
@@ -90,7 +90,7 @@ fn all_events() -> Vec<Event> {
         Event::AssignSeed(randomness(130)),
         Event::C1,
         Event::C2 { proof: "cHJvb2Y=".into() },
-        Event::SubmitProof(ChainMessage { cid: "bafy2bzcommit".into(), epoch: None, exit_code: None }),
+        Event::SubmitProof(ChainMessage { cid: "bafy2bzcommit".into(), epoch: None, exit_code: None, ..Default::default() }),
         Event::ReSubmitProof,
         Event::Finish(landed("bafy2bzcommit")),
         Event::SnapEncode { comm_r: COMM_R.into(), comm_d: COMM_D.into() },
@@ -209,10 +209,10 @@ fn rebuilt_replica_must_reproduce_the_comm_r_on_chain() {
 
 #[test]
 fn landing_events_need_a_successful_receipt() {
-    let failed = ChainMessage { cid: "bafy2bzpc".into(), epoch: Some(100), exit_code: Some(16) };
+    let failed = ChainMessage { cid: "bafy2bzpc".into(), epoch: Some(100), exit_code: Some(16), ..Default::default() };
     let err = apply(Plan::Sealer, &at(State::PCSubmitted), Event::CheckPC(failed), now()).unwrap_err();
     assert!(matches!(err, TransitionError::NotLanded { event: "CheckPC", .. }));
-    let pending = ChainMessage { cid: "bafy2bzc".into(), epoch: None, exit_code: None };
+    let pending = ChainMessage { cid: "bafy2bzc".into(), epoch: None, exit_code: None, ..Default::default() };
     assert!(apply(Plan::Sealer, &at(State::ProofSubmitted), Event::Finish(pending), now()).is_err());
 }
 

@@ -18,7 +18,9 @@ use cid::Cid;
 use filecoin_chain::batching::{self, BatchPolicy, PendingItem};
 use filecoin_chain::client::ClientConfig;
 use filecoin_chain::exit_code::{ErrorLevel as ChainLevel, classify};
-use filecoin_chain::methods::{MAX_AGGREGATED_SECTORS, MinerMethod, miner_message, prove_commit_aggregate};
+use filecoin_chain::fees::FeeLimit;
+use filecoin_chain::message::{MAX_MESSAGE_SIZE, Message, SIGNATURE_ALLOWANCE, SignedMessage};
+use filecoin_chain::methods::{MAX_AGGREGATED_SECTORS, MIN_AGGREGATED_SECTORS, MinerMethod, miner_message, prove_commit_aggregate, sectors_of};
 use filecoin_chain::msg_uuid::msg_uuid;
 use filecoin_chain::params::{
     CompactCommD, PieceActivationManifest, PreCommitSectorBatchParams2, ProveCommitSectors3Params,
@@ -31,6 +33,7 @@ use filecoin_chain::tipset::TipSetKey;
 use filecoin_chain::{ApiToken, ChainAddress, ChainEpoch, ClientError, LotusClient};
 use fvm_ipld_encoding::RawBytes;
 use fvm_shared::econ::TokenAmount;
+use fvm_shared::error::ExitCode;
 use fvm_shared::commcid::cid_to_replica_commitment_v1;
 use fvm_shared::piece::PaddedPieceSize;
 use fvm_shared::sector::RegisteredSealProof;
@@ -40,7 +43,8 @@ use kube::api::PostParams;
 use kube::runtime::reflector::Store;
 use kube::{Api, ResourceExt};
 
-use super::{Context, Note, own_namespace, publish, push_message, search_message};
+use super::messages::{Progress, follow, push_message};
+use super::{Context, Note, own_namespace, publish};
 use crate::config::{Config, TicketExpiry};
 use crate::core::control::{abort, rewind};
 use crate::core::record::{ChainMessage, Outbox, Randomness, SectorRecord};
@@ -98,6 +102,35 @@ impl Kind {
             Kind::Commit => MinerMethod::ProveCommitSectors3,
         }
     }
+
+    /// The most a message of this kind carrying `sectors` sectors may cost.
+    fn fee_limit(self, config: &Config, sectors: usize) -> FeeLimit {
+        match self {
+            Kind::PreCommit => config.fees.pre_commit_batch.for_sectors(sectors),
+            Kind::Commit => config.fees.commit_batch.for_sectors(sectors),
+        }
+    }
+
+    fn message(self, record: &SectorRecord) -> Option<&ChainMessage> {
+        match self {
+            Kind::PreCommit => record.precommit.as_ref(),
+            Kind::Commit => record.commit.as_ref(),
+        }
+    }
+
+    fn message_mut(self, record: &mut SectorRecord) -> Option<&mut ChainMessage> {
+        match self {
+            Kind::PreCommit => record.precommit.as_mut(),
+            Kind::Commit => record.commit.as_mut(),
+        }
+    }
+
+    fn resend(self) -> Event {
+        match self {
+            Kind::PreCommit => Event::ReSubmitPC,
+            Kind::Commit => Event::ReSubmitProof,
+        }
+    }
 }
 
 pub struct Bridge {
@@ -111,8 +144,6 @@ pub struct Bridge {
     allocated: HashMap<String, u64>,
     /// When each sector became ready for its current batch task, for the batch wait.
     ready_since: HashMap<(String, ChainTask), ChainEpoch>,
-    /// When a message was first seen pending, to notice dropped messages.
-    pending_since: HashMap<String, ChainEpoch>,
     /// Sectors whose batch failed: they are sent alone until they land.
     alone: HashSet<String>,
 }
@@ -151,7 +182,6 @@ impl Bridge {
             max_wait: batching_config.max_wait_epochs,
             urgency_margin: INCLUSION_MARGIN * 3,
             max_base_fee,
-            max_fee_per_item: TokenAmount::from_atto(0),
         };
         let on_expiry = match chain.on_ticket_expiry {
             TicketExpiry::Reticket => TicketExpiryAction::Reticket,
@@ -166,7 +196,6 @@ impl Bridge {
             on_expiry,
             allocated: HashMap::new(),
             ready_since: HashMap::new(),
-            pending_since: HashMap::new(),
             alone: HashSet::new(),
         })
     }
@@ -192,6 +221,7 @@ impl Bridge {
 
         let mut outboxes: BTreeMap<(String, String), Vec<Arc<Sector>>> = BTreeMap::new();
         let mut batches: BTreeMap<(String, String, Kind), Vec<Arc<Sector>>> = BTreeMap::new();
+        let mut sent: BTreeMap<(Kind, String), Vec<Arc<Sector>>> = BTreeMap::new();
         for sector in self.sectors.state() {
             let record = record_of(&sector);
             if sector.metadata.deletion_timestamp.is_some() || record.state.is_terminal() || record.running.is_some() {
@@ -214,8 +244,14 @@ impl Bridge {
                 }
                 Some(Work::Chain(ChainTask::GetTicket)) => self.ticket(&sector, &record, epoch).await,
                 Some(Work::Chain(ChainTask::GetSeed)) => self.seed(&sector, &record, epoch).await,
-                Some(Work::Chain(ChainTask::WaitPreCommit)) => self.wait(&sector, &record, Kind::PreCommit, epoch).await,
-                Some(Work::Chain(ChainTask::WaitCommit)) => self.wait(&sector, &record, Kind::Commit, epoch).await,
+                Some(Work::Chain(task @ (ChainTask::WaitPreCommit | ChainTask::WaitCommit))) => {
+                    let kind = if task == ChainTask::WaitPreCommit { Kind::PreCommit } else { Kind::Commit };
+                    match kind.message(&record) {
+                        Some(message) => sent.entry((kind, message.cid.clone())).or_default().push(sector.clone()),
+                        None => self.report(&sector, sector_error(&sector, "no message to wait for")).await,
+                    }
+                    Ok(())
+                }
                 Some(Work::Chain(ChainTask::SubmitPreCommit)) => {
                     match self.precommit_ready(&sector, &record, epoch).await {
                         Ok(true) => batches.entry((ns, sector.spec.miner.clone(), Kind::PreCommit)).or_default().push(sector.clone()),
@@ -235,8 +271,16 @@ impl Bridge {
             }
         }
 
+        // One lookup per message, whatever the number of sectors it carries.
+        for ((kind, _), members) in sent {
+            if let Err(error) = self.wait(kind, &members, epoch).await {
+                for sector in &members {
+                    self.report(sector, sector_error(sector, error.to_string())).await;
+                }
+            }
+        }
         for ((_, msg_uuid), members) in outboxes {
-            if let Err(error) = self.push(&members, &msg_uuid).await {
+            if let Err(error) = self.push(&members, &msg_uuid, epoch, &base_fee).await {
                 for sector in &members {
                     self.report(sector, sector_error(sector, error.to_string())).await;
                 }
@@ -265,19 +309,24 @@ impl Bridge {
 
     /// Writes a new record for `sector`, failing (to be retried) if it changed meanwhile.
     async fn write(&self, sector: &Sector, record: SectorRecord, notes: Vec<Note>) -> Result<(), BridgeError> {
+        self.write_fresh(sector, record, notes).await.map(drop)
+    }
+
+    /// `write`, returning the object as written (its new resourceVersion) for a further write.
+    async fn write_fresh(&self, sector: &Sector, record: SectorRecord, notes: Vec<Note>) -> Result<Sector, BridgeError> {
         let ns = sector.namespace().unwrap_or_default();
         let before = record_of(sector).state;
         let mut updated = sector.clone();
         let after = record.state;
         updated.status.get_or_insert_with(Default::default).record = record;
         let api: Api<Sector> = Api::namespaced(self.ctx.client.clone(), &ns);
-        api.replace_status(&sector.name_any(), &PostParams::default(), &updated).await?;
+        let written = api.replace_status(&sector.name_any(), &PostParams::default(), &updated).await?;
         let mut notes = notes;
         if before != after {
             notes.push(Note { warning: after == State::Aborted, reason: "StateChanged", message: format!("{before} -> {after}") });
         }
         publish(&self.ctx, sector, notes).await;
-        Ok(())
+        Ok(written)
     }
 
     fn event(&self, sector: &Sector, record: &SectorRecord, event: Event) -> Result<SectorRecord, BridgeError> {
@@ -418,6 +467,7 @@ impl Bridge {
                         cid: record.precommit.as_ref().map(|m| m.cid.clone()).unwrap_or_default(),
                         epoch: Some(on_chain.pre_commit_epoch),
                         exit_code: Some(0),
+                        ..Default::default()
                     };
                     let next = self.event(sector, record, Event::SubmitPC(landed.clone()))?;
                     let next = self.event(sector, &next, Event::CheckPC(landed))?;
@@ -445,7 +495,8 @@ impl Bridge {
         }
     }
 
-    /// Plans and starts the batches of one miner and kind: writes each member's outbox, then pushes.
+    /// Plans and starts the batches of one miner and kind: drops the members the chain would
+    /// refuse, writes each remaining member's outbox, then pushes.
     async fn batch(&mut self, kind: Kind, members: Vec<Arc<Sector>>, epoch: ChainEpoch, base_fee: &TokenAmount) -> Result<(), BridgeError> {
         let task = kind.task();
         let mut groups: Vec<Vec<Arc<Sector>>> = Vec::new();
@@ -463,7 +514,15 @@ impl Bridge {
         if let Some(send) = plan.send {
             groups.push(send.keys.iter().map(|i| together[*i].clone()).collect());
         }
+        // Past their deadline: only a commit can be (a precommit's ticket is checked before).
+        if kind == Kind::Commit {
+            groups.extend(plan.expired.iter().map(|i| vec![together[*i].clone()]));
+        }
         for group in groups {
+            let group = match kind {
+                Kind::Commit => self.committable(group, epoch).await?,
+                Kind::PreCommit => group,
+            };
             let Some(first) = group.first() else { continue };
             let attempt = record_of(first).attempts_of(task.as_str()) + 1;
             let uuid = msg_uuid(&uid(first), task.as_str(), attempt).to_string();
@@ -473,20 +532,53 @@ impl Bridge {
                 let mut record = record_of(sector);
                 *record.attempts.entry(task.as_str().to_owned()).or_default() += 1;
                 record.outbox = Some(Outbox { task: task.as_str().into(), msg_uuid: uuid.clone(), sectors: names.clone() });
-                match self.write(sector, record.clone(), vec![]).await {
-                    Ok(()) => {
-                        let mut fresh = (**sector).clone();
-                        fresh.status.get_or_insert_with(Default::default).record = record;
-                        written.push(Arc::new(fresh));
-                    }
+                match self.write_fresh(sector, record, vec![]).await {
+                    Ok(fresh) => written.push(Arc::new(fresh)),
                     Err(error) => tracing::warn!(%error, sector = %sector.name_any(), "writing the outbox"),
                 }
             }
             if !written.is_empty() {
-                self.push(&written, &uuid).await?;
+                self.push(&written, &uuid, epoch, base_fee).await?;
             }
         }
         Ok(())
+    }
+
+    /// The members of a commit batch the actor can prove. One whose precommit is gone would fail
+    /// the whole message (builtin-actors actors/miner/src/state.rs:1165-1185,
+    /// get_precommitted_sectors), and one whose precommit expired fails alone but for nothing
+    /// (lib.rs:4641-4650): both are aborted with the reason, and a sector already active (an
+    /// earlier commit landed) is finished.
+    async fn committable(&self, group: Vec<Arc<Sector>>, epoch: ChainEpoch) -> Result<Vec<Arc<Sector>>, BridgeError> {
+        let mut keep = Vec::new();
+        for sector in group {
+            let record = record_of(&sector);
+            let miner = self.miner(&sector)?;
+            let number = record.sector_number.ok_or_else(|| sector_error(&sector, "no sector number"))?;
+            let dropped = match self.lotus.state_sector_precommit_info(&miner, number, &TipSetKey::head()).await? {
+                Some(pci) => match self.policy.prove_commit_deadline(pci.pre_commit_epoch, seal_proof(&sector)) {
+                    Some(due) if epoch > due => format!("the precommit of sector {number} expired at epoch {due} (PreCommitEpoch {} + the longest prove-commit wait); it cannot be proven", pci.pre_commit_epoch),
+                    _ => {
+                        keep.push(sector);
+                        continue;
+                    }
+                },
+                None => match self.lotus.state_sector_get_info(&miner, number, &TipSetKey::head()).await? {
+                    Some(info) if Some(info.sealed_cid.to_string()) == record.comm_r => {
+                        let landed = ChainMessage { cid: record.commit.map(|m| m.cid).unwrap_or_default(), epoch: Some(info.activation), exit_code: Some(0), ..Default::default() };
+                        let next = self.event(&sector, &record_of(&sector), Event::SubmitProof(landed.clone()))?;
+                        let next = self.event(&sector, &next, Event::Finish(landed))?;
+                        let note = Note { warning: false, reason: "AlreadyActive", message: format!("sector {number} is already active on chain (since epoch {}); nothing to prove", info.activation) };
+                        self.write(&sector, next, vec![note]).await?;
+                        continue;
+                    }
+                    _ => format!("the chain has no precommit of sector {number} (it expired or never landed); it cannot be proven"),
+                },
+            };
+            let error = StepError::new(ErrorLevel::Abort, Kind::Commit.task().as_str(), format!("left out of the commit batch: {dropped}"));
+            self.fail(&sector, &record, error).await?;
+        }
+        Ok(keep)
     }
 
     /// The last epoch a batch item may land.
@@ -503,8 +595,10 @@ impl Bridge {
     }
 
     /// Pushes the message of an outbox (again, after a crash: the node returns the message it
-    /// already signed for this MsgUuid) and records its CID in every member present.
-    async fn push(&self, members: &[Arc<Sector>], uuid: &str) -> Result<(), BridgeError> {
+    /// already signed for this MsgUuid) and records its CID in every member it carries. Members
+    /// it does not carry (the message would have exceeded Lotus' size limit, or one's precommit
+    /// is gone) go back to wait for the next batch.
+    async fn push(&self, members: &[Arc<Sector>], uuid: &str, epoch: ChainEpoch, base_fee: &TokenAmount) -> Result<(), BridgeError> {
         let Some(first) = members.first() else { return Ok(()) };
         let outbox = record_of(first).outbox.ok_or_else(|| sector_error(first, "no outbox"))?;
         let kind = if outbox.task == ChainTask::SubmitCommit.as_str() { Kind::Commit } else { Kind::PreCommit };
@@ -515,47 +609,46 @@ impl Bridge {
         }
         let miner = self.miner(first)?;
         let info = self.lotus.state_miner_info(&miner, &TipSetKey::head()).await?;
-        let (params, value) = match kind {
-            Kind::PreCommit => self.precommit_params(members, &miner).await?,
-            Kind::Commit => self.commit_params(members).await?,
+        let prepared = match kind {
+            Kind::PreCommit => self.precommit_message(members, &miner, info.worker, epoch).await?,
+            Kind::Commit => self.commit_message(members, &miner, info.worker, epoch, base_fee).await?,
         };
-        let message = match &params {
-            Params::PreCommit(p) => miner_message(miner, info.worker, kind.method(), p, value),
-            Params::Commit(p) => miner_message(miner, info.worker, kind.method(), p, value),
-        }
-        .map_err(|e| sector_error(first, e.to_string()))?;
         let spec_uuid = uuid::Uuid::parse_str(uuid).map_err(|e| sector_error(first, e.to_string()))?;
-        let sent = push_message(&self.ctx, &self.lotus, &message, spec_uuid).await?;
+        let limit = kind.fee_limit(&self.ctx.config, prepared.carried);
+        let (sent, signed) = push_message(&self.ctx, &self.lotus, &prepared.message, spec_uuid, &limit, epoch).await?;
+        // What the node signed for this MsgUuid, which after a crash may be an earlier build.
+        let carried = carried_sectors(&signed);
         for sector in members {
             let mut record = record_of(sector);
             record.outbox = None;
+            if !record.sector_number.is_some_and(|n| carried.contains(&n)) {
+                let reason = prepared.left_out.clone().unwrap_or_else(|| "the message pushed for this batch does not carry it".into());
+                let note = Note { warning: false, reason: "LeftForNextBatch", message: format!("{} {}: {reason}; it goes in the next batch", kind.method_name(), sent.cid) };
+                self.write(sector, record, vec![note]).await?;
+                continue;
+            }
             let event = match kind {
                 Kind::PreCommit => Event::SubmitPC(sent.clone()),
                 Kind::Commit => Event::SubmitProof(sent.clone()),
             };
             let next = self.event(sector, &record, event)?;
-            let proofs = match &params {
-                Params::Commit(p) if !p.aggregate_proof.is_empty() => ", proofs aggregated (SnarkPackV2)",
-                _ => "",
-            };
-            let note = Note { warning: false, reason: "MessageSent", message: format!("{} {} with {} sector(s){proofs}", kind.method_name(), sent.cid, members.len()) };
+            let note = Note { warning: false, reason: "MessageSent", message: format!("{} {} with {} sector(s){}", kind.method_name(), sent.cid, carried.len(), prepared.how) };
             self.write(sector, next, vec![note]).await?;
         }
         Ok(())
     }
 
-    async fn precommit_params(&self, members: &[Arc<Sector>], miner: &ChainAddress) -> Result<(Params, TokenAmount), BridgeError> {
-        let head = self.lotus.chain_head().await?.height;
+    async fn precommit_message(&self, members: &[Arc<Sector>], miner: &ChainAddress, worker: ChainAddress, head: ChainEpoch) -> Result<Prepared, BridgeError> {
         let mut sectors = Vec::new();
-        let mut deposit = TokenAmount::from_atto(0);
+        let mut deposits = Vec::new();
         for sector in members {
             let record = record_of(sector);
             let fail = |what: &str| sector_error(sector, format!("cannot precommit without {what}"));
             let proof = seal_proof(sector);
             let comm_r = record.comm_r.as_deref().ok_or_else(|| fail("CommR"))?;
             let ticket = record.ticket.as_ref().ok_or_else(|| fail("a ticket"))?;
-            let (min, max) = self.policy.expiration_bounds(head, proof).ok_or_else(|| fail("a proof type that can be proven interactively"))?;
             let wanted = head + self.policy.max_prove_commit_duration(proof).unwrap_or(0) + ChainEpoch::from(sector.spec.expiration_days) * EPOCHS_IN_DAY;
+            let expiration = self.policy.precommit_expiration(ticket.epoch, head, proof, wanted).ok_or_else(|| fail("a proof type that can be proven interactively"))?;
             let unsealed = if sector.spec.pieces.is_empty() {
                 None
             } else {
@@ -567,7 +660,7 @@ impl Bridge {
                 sealed_cid: parse_cid(sector, comm_r)?,
                 seal_rand_epoch: ticket.epoch,
                 deal_ids: vec![],
-                expiration: wanted.clamp(min, max),
+                expiration,
                 unsealed_cid: CompactCommD(unsealed),
             };
             let query = filecoin_chain::miner::SectorPreCommitInfo {
@@ -579,19 +672,29 @@ impl Bridge {
                 expiration: info.expiration,
                 unsealed_cid: info.unsealed_cid.0,
             };
-            deposit += self.lotus.state_miner_pre_commit_deposit_for_power(miner, &query, &TipSetKey::head()).await?;
+            deposits.push(self.lotus.state_miner_pre_commit_deposit_for_power(miner, &query, &TipSetKey::head()).await?);
             sectors.push(info);
         }
-        Ok((Params::PreCommit(PreCommitSectorBatchParams2 { sectors }), deposit))
+        let build = |n: usize| {
+            let value = deposits.iter().take(n).fold(TokenAmount::from_atto(0), |sum, d| sum + d);
+            let params = PreCommitSectorBatchParams2 { sectors: sectors[..n].to_vec() };
+            miner_message(*miner, worker, MinerMethod::PreCommitSectorBatch2, &params, value)
+        };
+        let (message, carried) = fitting(sectors.len(), build).map_err(|e| sector_error(&members[0], e))?;
+        Ok(Prepared { message, carried, how: String::new(), left_out: left_out(carried, sectors.len()) })
     }
 
-    async fn commit_params(&self, members: &[Arc<Sector>]) -> Result<(Params, TokenAmount), BridgeError> {
-        let mut activations = Vec::new();
-        let mut proofs = Vec::new();
-        let mut pledge = TokenAmount::from_atto(0);
+    /// ProveCommitSectors3 for the members whose precommit is on chain: per-sector proofs, or an
+    /// aggregate when one is configured, possible and estimated cheaper (as Curio chooses,
+    /// tasks/seal/task_submit_commit.go:428-510). The value is each sector's initial pledge less
+    /// the precommit deposit already locked (lotus storage/pipeline/commit_batch.go:573-607).
+    async fn commit_message(&self, members: &[Arc<Sector>], miner: &ChainAddress, worker: ChainAddress, head: ChainEpoch, base_fee: &TokenAmount) -> Result<Prepared, BridgeError> {
+        let mut proven = Vec::new();
         for sector in members {
             let record = record_of(sector);
             let fail = |what: &str| sector_error(sector, format!("cannot prove without {what}"));
+            let number = record.sector_number.ok_or_else(|| fail("a sector number"))?;
+            let Some(pci) = self.lotus.state_sector_precommit_info(miner, number, &TipSetKey::head()).await? else { continue };
             let proof = STANDARD.decode(record.proof.as_deref().ok_or_else(|| fail("a proof"))?).map_err(|e| sector_error(sector, format!("the proof is not base64: {e}")))?;
             let pieces = sector
                 .spec
@@ -599,29 +702,71 @@ impl Bridge {
                 .iter()
                 .map(|p| Ok(PieceActivationManifest { cid: parse_cid(sector, &p.cid)?, size: PaddedPieceSize(p.size), verified_allocation_key: None, notify: vec![] }))
                 .collect::<Result<Vec<_>, BridgeError>>()?;
-            activations.push(SectorActivationManifest { sector_number: record.sector_number.ok_or_else(|| fail("a sector number"))?, pieces });
-            proofs.push(proof);
-            let duration = ChainEpoch::from(sector.spec.expiration_days) * EPOCHS_IN_DAY;
             let size = sector.spec.sector_size.bytes();
-            pledge += self.lotus.state_miner_initial_pledge_for_sector(duration, size, 0, &TipSetKey::head()).await?;
+            let pledge = self.lotus.state_miner_initial_pledge_for_sector(pci.info.expiration - head, size, 0, &TipSetKey::head()).await?;
+            let collateral = if pledge > pci.pre_commit_deposit { pledge - &pci.pre_commit_deposit } else { TokenAmount::from_atto(0) };
+            proven.push((sector.clone(), SectorActivationManifest { sector_number: number, pieces }, proof, collateral));
         }
+        let Some((first, ..)) = proven.first() else {
+            return Err(sector_error(&members[0], "no member of the batch has a precommit on chain; nothing to prove"));
+        };
+        let first = first.clone();
         // One sector that fails to activate must not fail the others.
         let require_activation_success = false;
-        if let Some(aggregate) = self.aggregate(members, &proofs).await {
-            match prove_commit_aggregate(activations.clone(), aggregate, require_activation_success) {
-                Ok(params) => return Ok((Params::Commit(params), pledge)),
-                Err(e) => self.aggregation_failed(members, e.to_string()).await,
-            }
-        }
-        let params = ProveCommitSectors3Params {
-            sector_activations: activations,
-            sector_proofs: proofs.into_iter().map(RawBytes::new).collect(),
-            aggregate_proof: RawBytes::default(),
-            aggregate_proof_type: None,
-            require_activation_success,
-            require_notification_success: require_activation_success,
+        let value = |n: usize| proven.iter().take(n).fold(TokenAmount::from_atto(0), |sum, p| sum + &p.3);
+        let per_sector = |n: usize| {
+            let params = ProveCommitSectors3Params {
+                sector_activations: proven[..n].iter().map(|p| p.1.clone()).collect(),
+                sector_proofs: proven[..n].iter().map(|p| RawBytes::new(p.2.clone())).collect(),
+                aggregate_proof: RawBytes::default(),
+                aggregate_proof_type: None,
+                require_activation_success,
+                require_notification_success: require_activation_success,
+            };
+            miner_message(*miner, worker, MinerMethod::ProveCommitSectors3, &params, value(n))
         };
-        Ok((Params::Commit(params), pledge))
+        let (message, carried) = fitting(proven.len(), per_sector).map_err(|e| sector_error(&first, e))?;
+        let sectors: Vec<Arc<Sector>> = proven.iter().map(|p| p.0.clone()).collect();
+        let left = left_out(carried, proven.len()).or_else(|| (proven.len() < members.len()).then(|| "its precommit is not on chain".to_owned()));
+        let individual = Prepared { message, carried, how: String::new(), left_out: left.clone() };
+        if proven.len() < MIN_AGGREGATED_SECTORS {
+            return Ok(individual);
+        }
+        let proofs: Vec<Vec<u8>> = proven.iter().map(|p| p.2.clone()).collect();
+        let Some(aggregate) = self.aggregate(&sectors, &proofs).await else { return Ok(individual) };
+        let activations: Vec<SectorActivationManifest> = proven.iter().map(|p| p.1.clone()).collect();
+        let params = match prove_commit_aggregate(activations, aggregate, require_activation_success) {
+            Ok(params) => params,
+            Err(e) => {
+                self.aggregation_failed(&sectors, e.to_string()).await;
+                return Ok(individual);
+            }
+        };
+        let aggregated = miner_message(*miner, worker, MinerMethod::ProveCommitSectors3, &params, value(proven.len())).map_err(|e| sector_error(&first, e.to_string()))?;
+        if !aggregated.fits_message_pool().unwrap_or(false) {
+            return Ok(individual);
+        }
+        // Cost = (base fee + premium) × gas limit of each, as estimated by the node.
+        let limit = Kind::Commit.fee_limit(&self.ctx.config, proven.len());
+        let spec = filecoin_chain::message::MessageSendSpec::new(uuid::Uuid::nil(), limit.max_fee);
+        let aggregate_cost = self.cost(&aggregated, &spec, base_fee).await?;
+        let individual_cost = if individual.carried == proven.len() { Some(self.cost(&individual.message, &spec, base_fee).await?) } else { None };
+        let costs = format!("aggregate {} attoFIL, per-sector proofs {}", aggregate_cost.atto(), individual_cost.as_ref().map_or_else(|| "too large for one message".into(), |c| format!("{} attoFIL", c.atto())));
+        if individual_cost.is_some_and(|c| c <= aggregate_cost) {
+            return Ok(Prepared { how: format!(", one proof per sector (estimated {costs})"), ..individual });
+        }
+        Ok(Prepared {
+            message: aggregated,
+            carried: proven.len(),
+            how: format!(", proofs aggregated (SnarkPackV2; estimated {costs})"),
+            left_out: (proven.len() < members.len()).then(|| "its precommit is not on chain".to_owned()),
+        })
+    }
+
+    /// What the node estimates `message` would cost: (base fee + premium) × gas limit.
+    async fn cost(&self, message: &Message, spec: &filecoin_chain::message::MessageSendSpec, base_fee: &TokenAmount) -> Result<TokenAmount, BridgeError> {
+        let estimate = self.lotus.gas_estimate_message_gas(message, Some(spec), &TipSetKey::head()).await?;
+        Ok((base_fee.clone() + &estimate.gas_premium) * estimate.gas_limit.max(0) as u64)
     }
 
     /// The SnarkPackV2 aggregate of a batch's proofs, when aggregation is configured and the batch
@@ -662,68 +807,99 @@ impl Bridge {
         }
     }
 
-    /// Waits for a sent message's receipt and moves the sector on, or back to send again.
-    async fn wait(&mut self, sector: &Sector, record: &SectorRecord, kind: Kind, epoch: ChainEpoch) -> Result<(), BridgeError> {
-        let sent = match kind {
-            Kind::PreCommit => record.precommit.clone(),
-            Kind::Commit => record.commit.clone(),
-        }
-        .ok_or_else(|| sector_error(sector, "no message to wait for"))?;
-        let cid = parse_cid(sector, &sent.cid)?;
-        let Some((landed, code)) = search_message(&self.lotus, &cid).await? else {
-            let since = *self.pending_since.entry(sent.cid.clone()).or_insert(epoch);
-            if epoch - since > DROPPED_AFTER {
-                self.pending_since.remove(&sent.cid);
-                let resend = match kind {
-                    Kind::PreCommit => Event::ReSubmitPC,
-                    Kind::Commit => Event::ReSubmitProof,
-                };
-                let next = self.event(sector, record, resend)?;
-                let error = StepError::new(ErrorLevel::Temporary, kind.task().as_str(), format!("message {} not on chain after {DROPPED_AFTER} epochs; sending again", sent.cid));
-                return self.fail(sector, &next, error).await;
+    /// Follows a sent message carrying `members` until it lands, replacing it while the chain
+    /// does not take it, and moves each member on, or back to be sent again.
+    async fn wait(&mut self, kind: Kind, members: &[Arc<Sector>], epoch: ChainEpoch) -> Result<(), BridgeError> {
+        let Some(first) = members.first() else { return Ok(()) };
+        let Some(sent) = kind.message(&record_of(first)).cloned() else { return Ok(()) };
+        let limit = kind.fee_limit(&self.ctx.config, members.len());
+        let (landed, code) = match follow(&self.ctx, &self.lotus, &sent, &limit, epoch).await? {
+            Progress::Landed(landed, code) => (landed, code),
+            Progress::Pending => {
+                if sent.pushed_at.is_some_and(|at| epoch - at > DROPPED_AFTER) {
+                    for sector in members {
+                        let record = record_of(sector);
+                        let next = self.event(sector, &record, kind.resend())?;
+                        let error = StepError::new(ErrorLevel::Temporary, kind.task().as_str(), format!("message {} not on chain after {DROPPED_AFTER} epochs; sending again", sent.cid));
+                        self.fail(sector, &next, error).await?;
+                    }
+                }
+                return Ok(());
             }
-            return Ok(());
+            Progress::Replaced(replaced, note) => {
+                for sector in members {
+                    let mut record = record_of(sector);
+                    if let Some(message) = kind.message_mut(&mut record) {
+                        *message = replaced.clone();
+                    }
+                    let note = Note { warning: true, reason: "MessageReplaced", message: format!("{} {note}", kind.method_name()) };
+                    self.write(sector, record, vec![note]).await?;
+                }
+                return Ok(());
+            }
+            Progress::Stuck(reason) => {
+                for sector in members {
+                    publish(&self.ctx, &**sector, vec![Note { warning: true, reason: "MessageStuck", message: format!("{} {reason}", kind.method_name()) }]).await;
+                }
+                return Ok(());
+            }
         };
-        self.pending_since.remove(&sent.cid);
+        for sector in members {
+            if let Err(error) = self.landed(kind, sector, &landed, code, members.len() > 1).await {
+                self.report(sector, error).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves one member of a landed message on: a precommit to PCLanded with the actor's
+    /// PreCommitEpoch, a commit to Finished once the sector is active; a failed message back to
+    /// be sent again, alone.
+    async fn landed(&mut self, kind: Kind, sector: &Sector, landed: &ChainMessage, code: ExitCode, was_batch: bool) -> Result<(), BridgeError> {
+        let record = record_of(sector);
         let id = uid(sector);
         if code.is_success() {
-            let note = Note { warning: false, reason: "MessageLanded", message: format!("{} at epoch {}", kind.method_name(), landed.epoch.unwrap_or_default()) };
+            let miner = self.miner(sector)?;
+            let number = record.sector_number.ok_or_else(|| sector_error(sector, "no sector number"))?;
+            let mut landed = landed.clone();
             let event = match kind {
-                Kind::PreCommit => Event::CheckPC(landed),
+                Kind::PreCommit => {
+                    // The seed is drawn at PreCommitEpoch + PreCommitChallengeDelay, the epoch the
+                    // actor checks the proof against (builtin-actors actors/miner/src/lib.rs:4669,
+                    // validate_precommits). StateSearchMsg's Height is the tipset after the one
+                    // that executed the message (lotus chain/stmgr/searchwait.go:267-330), so
+                    // lotus-miner and Curio read the epoch from the precommit itself.
+                    let Some(on_chain) = self.lotus.state_sector_precommit_info(&miner, number, &TipSetKey::head()).await? else {
+                        return Err(sector_error(sector, format!("the precommit {} landed but the chain has no precommit of sector {number}; looking again", landed.cid)));
+                    };
+                    landed.epoch = Some(on_chain.pre_commit_epoch);
+                    Event::CheckPC(landed.clone())
+                }
                 Kind::Commit => {
-                    let miner = self.miner(sector)?;
-                    let number = record.sector_number.ok_or_else(|| sector_error(sector, "no sector number"))?;
                     if self.lotus.state_sector_get_info(&miner, number, &TipSetKey::head()).await?.is_none() {
-                        let next = self.event(sector, record, Event::ReSubmitProof)?;
+                        let next = self.event(sector, &record, Event::ReSubmitProof)?;
                         let error = StepError::new(ErrorLevel::Temporary, "wait-commit", format!("the commit {} landed but sector {number} did not activate; proving again", landed.cid));
                         return self.fail(sector, &next, error).await;
                     }
-                    Event::Finish(landed)
+                    Event::Finish(landed.clone())
                 }
             };
+            let note = Note { warning: false, reason: "MessageLanded", message: format!("{} {} at epoch {}", kind.method_name(), landed.cid, landed.epoch.unwrap_or_default()) };
             self.alone.remove(&id);
-            let next = self.event(sector, record, event)?;
+            let next = self.event(sector, &record, event)?;
             return self.write(sector, next, vec![note]).await;
         }
         // A failed batch: every member goes alone from now on, so only the bad one keeps failing.
-        let was_batch = self.sectors.state().iter().filter(|s| message_of(s, kind).is_some_and(|m| m.cid == sent.cid)).count() > 1;
         let level = if was_batch { ChainLevel::Temporary } else { classify(kind.method(), code).unwrap_or(ChainLevel::Temporary) };
         self.alone.insert(id);
-        let reason = format!("{} {} failed with exit code {}", kind.method_name(), sent.cid, code.value());
-        let next = match kind {
-            Kind::PreCommit => self.event(sector, record, Event::ReSubmitPC)?,
-            Kind::Commit => self.event(sector, record, Event::ReSubmitProof)?,
-        };
-        let mut next = next;
+        let reason = format!("{} {} failed with exit code {}", kind.method_name(), landed.cid, code.value());
+        let mut next = self.event(sector, &record, kind.resend())?;
         let note_level = match level {
             ChainLevel::Temporary => ErrorLevel::Temporary,
             ChainLevel::Permanent => ErrorLevel::Permanent,
             ChainLevel::Abort => ErrorLevel::Abort,
         };
-        if let Some(m) = match kind {
-            Kind::PreCommit => next.precommit.as_mut(),
-            Kind::Commit => next.commit.as_mut(),
-        } {
+        if let Some(m) = kind.message_mut(&mut next) {
             m.epoch = landed.epoch;
             m.exit_code = landed.exit_code;
         }
@@ -731,21 +907,47 @@ impl Bridge {
     }
 }
 
-enum Params {
-    PreCommit(PreCommitSectorBatchParams2),
-    Commit(ProveCommitSectors3Params),
+/// A batch message ready to push.
+struct Prepared {
+    message: Message,
+    /// How many of the members (the first ones) it carries.
+    carried: usize,
+    /// How the proofs go, for the MessageSent Event.
+    how: String,
+    /// Why members were left out, if any were.
+    left_out: Option<String>,
+}
+
+/// The message of the first `n` items for the largest `n` whose message Lotus' message pool
+/// takes (64 KiB, lotus chain/messagepool/messagepool.go:67 and check.go:259), and that `n`.
+fn fitting(items: usize, build: impl Fn(usize) -> Result<Message, filecoin_chain::params::ParamsError>) -> Result<(Message, usize), String> {
+    let mut n = items;
+    loop {
+        let message = build(n).map_err(|e| e.to_string())?;
+        let size = message.encoded_len().map_err(|e| e.to_string())?;
+        if message.fits_message_pool().map_err(|e| e.to_string())? {
+            return Ok((message, n));
+        }
+        if n <= 1 {
+            return Err(format!("one sector's message is {size} bytes, over Lotus' 64 KiB message limit"));
+        }
+        // Items are about the same size: jump close to what fits, then step down.
+        let limit = MAX_MESSAGE_SIZE - SIGNATURE_ALLOWANCE;
+        n = (n * limit / size).clamp(1, n - 1);
+    }
+}
+
+fn left_out(carried: usize, items: usize) -> Option<String> {
+    (carried < items).then(|| format!("with {items} sectors the message would exceed Lotus' 64 KiB limit, so it carries the first {carried}"))
+}
+
+/// The sectors a signed miner message carries.
+fn carried_sectors(signed: &SignedMessage) -> Vec<u64> {
+    sectors_of(signed.message.method, &signed.message.params)
 }
 
 fn record_of(sector: &Sector) -> SectorRecord {
     sector.status.as_ref().map(|s| s.record.clone()).unwrap_or_default()
-}
-
-fn message_of(sector: &Sector, kind: Kind) -> Option<ChainMessage> {
-    let record = record_of(sector);
-    match kind {
-        Kind::PreCommit => record.precommit,
-        Kind::Commit => record.commit,
-    }
 }
 
 /// What aggregation needs of a sector: its number, CommR and seed, and its C2 proof.

@@ -2,6 +2,7 @@
 
 pub mod bridge;
 pub mod conditions;
+pub mod messages;
 pub mod pool;
 pub mod proving;
 pub mod sector;
@@ -9,19 +10,12 @@ pub mod sector;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cid::Cid;
-use filecoin_chain::message::{Message, MessageSendSpec};
-use filecoin_chain::tipset::TipSetKey;
-use filecoin_chain::{ClientError, LotusClient};
-use fvm_shared::econ::TokenAmount;
-use fvm_shared::error::ExitCode;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::PostParams;
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::{Api, Client, Resource};
 
 use crate::config::Config;
-use crate::core::record::ChainMessage;
 use crate::metrics::Metrics;
 
 /// The operator's own namespace (the downward API's POD_NAMESPACE), where its Secret and its
@@ -38,23 +32,6 @@ pub async fn create_pod(pods: &Api<Pod>, pod: &Pod) -> Result<bool, kube::Error>
         Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
         Err(e) => Err(e),
     }
-}
-
-/// Pushes `message` with a MsgUuid: pushed again (after a crash), the node returns the message
-/// it signed the first time, so nothing is sent twice.
-pub async fn push_message(ctx: &Context, lotus: &LotusClient, message: &Message, msg_uuid: uuid::Uuid) -> Result<ChainMessage, ClientError> {
-    let signed = lotus.mpool_push_message(message, Some(&MessageSendSpec::new(msg_uuid, TokenAmount::from_atto(0)))).await?;
-    ctx.metrics.message_pushed(message.method);
-    Ok(ChainMessage { cid: signed.cid.to_string(), epoch: None, exit_code: None })
-}
-
-/// A sent message once it is on chain: the CID that landed (a replacement's, if the node
-/// replaced it), the epoch and the exit code, also as the actors' type.
-pub async fn search_message(lotus: &LotusClient, cid: &Cid) -> Result<Option<(ChainMessage, ExitCode)>, ClientError> {
-    let Some(lookup) = lotus.state_search_msg(&TipSetKey::head(), cid, -1, true).await? else { return Ok(None) };
-    let code = lookup.receipt.exit_code;
-    let landed = ChainMessage { cid: lookup.message.to_string(), epoch: Some(lookup.height), exit_code: Some(i64::from(code.value())) };
-    Ok(Some((landed, code)))
 }
 
 /// Everything a reconcile needs, shared by all controllers.

@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use cid::Cid;
 use filecoin_chain::client::ClientConfig;
 use filecoin_chain::deadline::DeadlineInfo;
 use filecoin_chain::methods::{MinerMethod, miner_message};
@@ -41,7 +40,8 @@ use kube::runtime::reflector::Store;
 use kube::{Api, ResourceExt};
 use serde_json::Value;
 
-use super::{Context, Note, create_pod, publish, push_message, search_message};
+use super::messages::{Progress, follow, push_message};
+use super::{Context, Note, create_pod, publish};
 use crate::core::outcome::step_result;
 use crate::core::proving::{
     Action, CheckResult, Declaration, DeclarationKind, InstanceEnd, PartitionView, ProvingRecord, Timing, Window,
@@ -242,7 +242,7 @@ impl Prover {
             }
         }
         let actions = plan(window, partitions, head, &mut record, &self.timing);
-        let job = Job { prover: self, deadline, address, window, replicas };
+        let job = Job { prover: self, deadline, address, window, replicas, head };
         for action in actions {
             if let Err(error) = job.act(&mut record, action, &mut status, &mut notes).await {
                 tracing::warn!(deadline = %deadline.name_any(), %error, "proving");
@@ -312,6 +312,7 @@ struct Job<'a> {
     address: &'a ChainAddress,
     window: &'a Window,
     replicas: &'a Replicas,
+    head: ChainEpoch,
 }
 
 /// Where a proving pod is.
@@ -445,7 +446,7 @@ impl Job<'_> {
     async fn wait_declaration(&self, record: &mut ProvingRecord, kind: DeclarationKind, notes: &mut Vec<Note>) -> Result<(), ProvingError> {
         let Some(declaration) = record.declarations.iter_mut().find(|d| d.kind == kind) else { return Ok(()) };
         let Some(message) = declaration.message.as_mut() else { return Ok(()) };
-        if self.landed(message).await? && message.exit_code != Some(0) {
+        if self.landed(message, notes).await? && message.exit_code != Some(0) {
             notes.push(Note { warning: true, reason: "DeclarationFailed", message: format!("{} {} failed with exit code {:?}", kind.as_str(), message.cid, message.exit_code) });
         }
         Ok(())
@@ -529,7 +530,7 @@ impl Job<'_> {
     async fn wait_submission(&self, record: &mut ProvingRecord, batch: usize, status: &mut ProvingDeadlineStatus, notes: &mut Vec<Note>) -> Result<(), ProvingError> {
         let Some(post) = record.posts.get_mut(batch) else { return Ok(()) };
         let Some(message) = post.message.as_mut() else { return Ok(()) };
-        if !self.landed(message).await? {
+        if !self.landed(message, notes).await? {
             return Ok(());
         }
         let landed = message.clone();
@@ -559,18 +560,35 @@ impl Job<'_> {
         Ok(self.prover.lotus.state_miner_info(self.address, &TipSetKey::head()).await?.worker)
     }
 
-    /// Pushes a miner message with the MsgUuid of (deadline, task, attempt).
+    /// Pushes a miner message with the MsgUuid of (deadline, task, attempt), within the window
+    /// PoSt fee limit (lotus-miner sends declarations with it too, storage/wdpost/wdpost_run_faults.go:171).
     async fn push<P: serde::Serialize>(&self, worker: ChainAddress, method: MinerMethod, params: &P, task: &str, attempt: u32) -> Result<ChainMessage, ProvingError> {
         let message = miner_message(*self.address, worker, method, params, TokenAmount::from_atto(0)).map_err(|e| invalid(e.to_string()))?;
-        Ok(push_message(&self.prover.ctx, &self.prover.lotus, &message, msg_uuid(&self.uid(), task, attempt)).await?)
+        let ctx = &self.prover.ctx;
+        let (sent, _) = push_message(ctx, &self.prover.lotus, &message, msg_uuid(&self.uid(), task, attempt), &ctx.config.fees.window_post.limit(), self.head).await?;
+        Ok(sent)
     }
 
-    /// Records the receipt of `message` once it is on chain.
-    async fn landed(&self, message: &mut ChainMessage) -> Result<bool, ProvingError> {
-        let cid = Cid::try_from(message.cid.as_str()).map_err(|e| invalid(format!("{:?} is not a CID: {e}", message.cid)))?;
-        let Some((landed, _)) = search_message(&self.prover.lotus, &cid).await? else { return Ok(false) };
-        *message = landed;
-        Ok(true)
+    /// Records the receipt of `message` once it is on chain; replaces it if the chain has not
+    /// taken it for too long.
+    async fn landed(&self, message: &mut ChainMessage, notes: &mut Vec<Note>) -> Result<bool, ProvingError> {
+        let ctx = &self.prover.ctx;
+        match follow(ctx, &self.prover.lotus, message, &ctx.config.fees.window_post.limit(), self.head).await? {
+            Progress::Landed(landed, _) => {
+                *message = landed;
+                Ok(true)
+            }
+            Progress::Pending => Ok(false),
+            Progress::Replaced(replaced, note) => {
+                notes.push(Note { warning: true, reason: "MessageReplaced", message: note });
+                *message = replaced;
+                Ok(false)
+            }
+            Progress::Stuck(reason) => {
+                notes.push(Note { warning: true, reason: "MessageStuck", message: reason });
+                Ok(false)
+            }
+        }
     }
 }
 

@@ -21,17 +21,27 @@ pub struct Randomness {
 }
 
 /// A message sent to the chain for this sector.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ChainMessage {
-    /// The signed message CID returned by MpoolPushMessage.
+    /// The signed message CID: the one pushed, its latest replacement, or once landed the one
+    /// the chain executed.
     pub cid: String,
-    /// The epoch the message was included at, once it landed.
+    /// Once landed, the height Lotus reports for it (StateSearchMsg's `Height`: the tipset after
+    /// the one that included it). For a precommit, the actor's PreCommitEpoch instead: the
+    /// epoch it executed at, which the seed is counted from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub epoch: Option<i64>,
     /// The receipt's exit code, once it landed (0 is success).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i64>,
+    /// The chain head when `cid` was pushed: a message not on chain `fees.replaceAfterEpochs`
+    /// later is replaced with a higher fee.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pushed_at: Option<i64>,
+    /// How many times the message was replaced with a higher fee.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub replacements: u32,
 }
 
 impl ChainMessage {
