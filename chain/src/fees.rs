@@ -51,10 +51,20 @@ pub fn cap_gas_fee(msg: &mut Message, limit: &FeeLimit) {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReplaceError {
     #[error(
-        "cannot replace the message: its maximum fee {max_fee} allows a premium of at most {allowed} attoFIL/gas, \
-         and the message pool only takes a replacement paying at least {needed} (110% of {pending})"
+        "cannot replace the message: its maximum fee {} allows a premium of at most {} attoFIL/gas, \
+         and the message pool only takes a replacement paying at least {} (110% of {})",
+        .0.max_fee, .0.allowed.atto(), .0.needed.atto(), .0.pending.atto()
     )]
-    MaxFeeReached { max_fee: TokenAmount, allowed: TokenAmount, needed: TokenAmount, pending: TokenAmount },
+    MaxFeeReached(Box<FeeShortfall>),
+}
+
+/// Why a replacement cannot be priced: amounts in attoFIL (per gas unit for the premiums).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeeShortfall {
+    pub max_fee: TokenAmount,
+    pub allowed: TokenAmount,
+    pub needed: TokenAmount,
+    pub pending: TokenAmount,
 }
 
 /// The replacement for `stuck` given a fresh gas estimate of the same message, as `lotus mpool
@@ -69,12 +79,12 @@ pub fn replacement(stuck: &Message, estimate: &Message, limit: &FeeLimit) -> Res
     cap_gas_fee(&mut msg, limit);
     let needed = rbf_premium(&stuck.gas_premium, RBF_MIN_PERCENT);
     if msg.gas_premium < needed {
-        return Err(ReplaceError::MaxFeeReached {
+        return Err(ReplaceError::MaxFeeReached(Box::new(FeeShortfall {
             max_fee: if limit.max_fee.is_zero() { default_max_fee() } else { limit.max_fee.clone() },
             allowed: msg.gas_premium,
             needed,
             pending: stuck.gas_premium.clone(),
-        });
+        })));
     }
     Ok(msg)
 }
@@ -141,7 +151,8 @@ mod tests {
         // Max fee 110 000 over gas limit 1000: fee cap 110, premium capped at 110 < 111.
         let stuck = message(1000, 105, 100);
         let err = replacement(&stuck, &message(1000, 400, 90), &limit(110_000, false)).unwrap_err();
-        assert!(matches!(&err, ReplaceError::MaxFeeReached { needed, .. } if *needed == TokenAmount::from_atto(111)), "{err}");
+        assert!(matches!(&err, ReplaceError::MaxFeeReached(s) if s.needed == TokenAmount::from_atto(111)), "{err}");
+        assert!(err.to_string().contains("at most 110 attoFIL/gas") && err.to_string().contains("at least 111 (110% of 100)"), "{err}");
         // One attoFIL/gas more and the pool takes it.
         let r = replacement(&stuck, &message(1000, 400, 90), &limit(111_000, false)).unwrap();
         assert_eq!(r.gas_premium, TokenAmount::from_atto(111));

@@ -25,11 +25,14 @@ use fvm_shared::econ::TokenAmount;
 use fvm_shared::error::ExitCode;
 use fvm_shared::sector::{RegisteredAggregateProof, RegisteredPoStProof, RegisteredSealProof, SectorNumber};
 
-use crate::randomness::EpochRandomness;
+use crate::randomness::ChainRandomness;
 use crate::verifier::{ChallengedSector, ProofVerifier, SealVerifyInfo};
 
 /// `POSTED_PARTITIONS_MAX`.
 const POSTED_PARTITIONS_MAX: usize = 3;
+/// `EXPIRED_PRE_COMMIT_CLEAN_UP_DELAY` (builtin-actors runtime/src/runtime/policy.rs:281): eight
+/// hours of epochs after a precommit's prove-commit deadline, cron deletes it.
+const EXPIRED_PRE_COMMIT_CLEAN_UP_DELAY: ChainEpoch = 8 * 120;
 
 /// A method aborted with an exit code, as the actor's `ActorError`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -54,7 +57,7 @@ fn not_found(message: impl Into<String>) -> ActorError {
 /// What a method runs against: the epoch, the chain's randomness, the proof verifier.
 pub struct Env<'a> {
     pub curr: ChainEpoch,
-    pub randomness: &'a EpochRandomness,
+    pub randomness: ChainRandomness<'a>,
     pub verifier: &'a dyn ProofVerifier,
 }
 
@@ -63,6 +66,8 @@ pub struct PreCommit {
     pub info: SectorPreCommitInfo,
     pub pre_commit_epoch: ChainEpoch,
     pub deposit: TokenAmount,
+    /// The deadline-end cron at or after this epoch deletes the precommit if still unproven.
+    pub clean_up_at: ChainEpoch,
 }
 
 #[derive(Debug, Clone)]
@@ -164,12 +169,28 @@ impl MinerActor {
         }
         for s in params.sectors {
             self.allocated.set(s.sector_number);
+            let clean_up_at = self.clean_up_epoch(curr, s.seal_proof);
             self.precommits.insert(
                 s.sector_number,
-                PreCommit { info: s, pre_commit_epoch: curr, deposit: self.setup.pre_commit_deposit.clone() },
+                PreCommit { info: s, pre_commit_epoch: curr, deposit: self.setup.pre_commit_deposit.clone(), clean_up_at },
             );
         }
         Ok(())
+    }
+
+    /// Where the actor queues a precommit's clean-up: its prove-commit deadline plus the clean-up
+    /// delay (builtin-actors actors/miner/src/lib.rs:1426-1432), quantized up to a deadline
+    /// boundary (state.rs:996-998, quantize.rs:27-41).
+    fn clean_up_epoch(&self, curr: ChainEpoch, proof: RegisteredSealProof) -> ChainEpoch {
+        let w = &self.policy().window_post;
+        let bound = self.policy().prove_commit_deadline(curr, proof).unwrap_or(curr) + EXPIRED_PRE_COMMIT_CLEAN_UP_DELAY;
+        let offset = self.setup.proving_period_offset % w.challenge_window;
+        let quotient = (bound - offset) / w.challenge_window;
+        if (bound - offset) % w.challenge_window == 0 || bound - offset < 0 {
+            quotient * w.challenge_window + offset
+        } else {
+            (quotient + 1) * w.challenge_window + offset
+        }
     }
 
     fn validate_pre_commit(&self, curr: ChainEpoch, s: &SectorPreCommitInfo) -> Result<(), ActorError> {
@@ -236,6 +257,17 @@ impl MinerActor {
     pub fn prove_commit_sectors3(&mut self, env: &Env, params: ProveCommitSectors3Params) -> Result<BatchReturn, ActorError> {
         let curr = env.curr;
         let n = params.sector_activations.len();
+        // Every listed sector must have a precommit, or the whole message fails with not found,
+        // before anything else is checked (builtin-actors actors/miner/src/lib.rs:1492-1498,
+        // state.rs:1165-1185).
+        let mut candidates: Vec<(usize, PreCommit)> = Vec::new();
+        for (i, a) in params.sector_activations.iter().enumerate() {
+            let pc = self
+                .precommits
+                .get(&a.sector_number)
+                .ok_or_else(|| not_found(format!("loading precommits: sector {} not found", a.sector_number)))?;
+            candidates.push((i, pc.clone()));
+        }
         if n == 0 {
             return Err(illegal_argument("no sectors to prove"));
         }
@@ -272,17 +304,7 @@ impl MinerActor {
             }
         }
 
-        // Per-sector outcome: Ok(index into `candidates`) or a failure code.
         let mut failures: BTreeMap<usize, ActorError> = BTreeMap::new();
-        let mut candidates: Vec<(usize, PreCommit)> = Vec::new();
-        for (i, a) in params.sector_activations.iter().enumerate() {
-            match self.precommits.get(&a.sector_number) {
-                None => {
-                    failures.insert(i, not_found(format!("no precommit for sector {}", a.sector_number)));
-                }
-                Some(pc) => candidates.push((i, pc.clone())),
-            }
-        }
         if let Some(first) = candidates.first() {
             let spt = first.1.info.seal_proof;
             if candidates.iter().any(|(_, pc)| pc.info.seal_proof != spt) {
@@ -604,13 +626,16 @@ impl MinerActor {
 
     // --- cron ------------------------------------------------------------------------------
 
-    /// At the last epoch of a deadline: partitions without a PoSt lose their sectors to faults
-    /// (unproven ones included) and pending recoveries fail.
+    /// At the last epoch of a deadline (`handle_proving_deadline`, builtin-actors
+    /// actors/miner/src/lib.rs:4230): expired precommits whose clean-up epoch has come are
+    /// deleted (state.rs:1017-1060, called at lib.rs:4251-4252), partitions without a PoSt lose
+    /// their sectors to faults (unproven ones included) and pending recoveries fail.
     pub fn on_epoch(&mut self, curr: ChainEpoch) {
         let dl_info = self.deadline_info(curr);
         if curr != dl_info.last() {
             return;
         }
+        self.precommits.retain(|_, pc| pc.clean_up_at > curr);
         let dl = &mut self.deadlines[dl_info.index as usize];
         for (i, part) in dl.partitions.iter_mut().enumerate() {
             if !dl.post_submissions.get(i as u64) {
@@ -620,6 +645,18 @@ impl MinerActor {
             }
         }
         dl.post_submissions = BitField::new();
+    }
+
+    /// Deletes the precommits of `sectors` now, as the clean-up cron does once they have expired;
+    /// the sector numbers stay allocated.
+    pub fn expire_precommits(&mut self, sectors: &[SectorNumber]) -> Result<(), String> {
+        if let Some(missing) = sectors.iter().find(|n| !self.precommits.contains_key(n)) {
+            return Err(format!("sector {missing} has no precommit to expire"));
+        }
+        for n in sectors {
+            self.precommits.remove(n);
+        }
+        Ok(())
     }
 
     // --- state views -----------------------------------------------------------------------

@@ -46,13 +46,13 @@ pub struct SimConfig {
     /// The miner's proving period offset (< proving period).
     pub proving_period_offset: ChainEpoch,
     pub policy: ChainPolicy,
-    /// Epochs between a push and the epoch its message executes at.
+    /// Epochs between the head a message is pushed at and the first tipset that may include it
+    /// (its messages execute at that tipset's epoch).
     pub inclusion_delay: ChainEpoch,
     /// Base fee in attoFIL per gas unit.
     pub base_fee: u64,
+    /// The premium gas estimation suggests, in attoFIL per gas unit.
     pub gas_premium: u64,
-    /// Gas limit the simulator estimates for every message.
-    pub gas_limit: i64,
     /// Answers of the deposit and pledge estimates, in attoFIL.
     pub pre_commit_deposit: u64,
     pub initial_pledge: u64,
@@ -90,7 +90,6 @@ impl Default for SimConfig {
             inclusion_delay: 1,
             base_fee: 100,
             gas_premium: 1000,
-            gas_limit: 50_000_000,
             pre_commit_deposit: 1_000_000_000,
             initial_pledge: 10_000_000_000,
             api_token: None,
@@ -128,9 +127,6 @@ impl SimConfig {
         }
         if self.inclusion_delay < 1 {
             return fail("inclusionDelay must be at least 1 epoch".into());
-        }
-        if self.gas_limit <= 0 {
-            return fail("gasLimit must be positive".into());
         }
         let post = RegisteredPoStProof::from(self.window_post_proof);
         for id in &self.seal_proofs {

@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::config::SimConfig;
-use crate::mpool::{FaultRule, MessageCounts};
+use crate::mpool::{BaseFeeRule, FaultRule, MessageCounts};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
@@ -53,12 +53,19 @@ impl SimControl {
             .map_err(|source| ControlError::Decode { method, source })
     }
 
-    /// Advances the chain `n` epochs now (executing due messages); returns the new head.
+    /// Advances the chain `n` epochs now, null rounds included; returns the new head.
     pub async fn advance_epochs(&self, n: u64) -> Result<ChainEpoch, ControlError> {
         self.call("Sim.AdvanceEpochs", json!([n])).await
     }
 
-    /// The next `count` messages of `method` get a receipt with `exit_code` and change nothing.
+    /// The next `n` epochs are null rounds: no tipset, no messages; their cron runs with the next
+    /// tipset's state computation.
+    pub async fn null_rounds(&self, n: u64) -> Result<(), ControlError> {
+        self.call::<Value>("Sim.NullRounds", json!([n])).await.map(|_| ())
+    }
+
+    /// The next `count` messages of `method` to execute get a receipt with `exit_code` and change
+    /// nothing.
     pub async fn fail_next(&self, method: u64, exit_code: u32, count: u32) -> Result<(), ControlError> {
         let rule = FaultRule { method: Some(method), count, exit_code: Some(exit_code), epochs: None, sector: None };
         self.call::<Value>("Sim.FailNext", json!([rule])).await.map(|_| ())
@@ -71,7 +78,8 @@ impl SimControl {
         self.call::<Value>("Sim.FailNext", json!([rule])).await.map(|_| ())
     }
 
-    /// The next `count` messages of `method` are accepted but never included.
+    /// The next `count` messages of `method` are accepted but never included: they stay in the
+    /// pool, holding back the sender's later nonces, until replaced.
     pub async fn drop_next(&self, method: u64, count: u32) -> Result<(), ControlError> {
         let rule = FaultRule { method: Some(method), count, exit_code: None, epochs: None, sector: None };
         self.call::<Value>("Sim.DropNext", json!([rule])).await.map(|_| ())
@@ -86,6 +94,26 @@ impl SimControl {
     /// Messages whose fee cap is below the base fee wait in the pool.
     pub async fn set_base_fee(&self, fee: &TokenAmount) -> Result<(), ControlError> {
         self.call::<Value>("Sim.SetBaseFee", json!([fee.atto().to_string()])).await.map(|_| ())
+    }
+
+    /// Once the pool takes the next message of `method` (about `sector`, or a window PoSt for
+    /// `deadline`, when given), the base fee becomes `fee`: the message is left out until
+    /// replaced with a fee cap that covers it.
+    pub async fn raise_base_fee_after_next(
+        &self,
+        method: u64,
+        sector: Option<u64>,
+        deadline: Option<u64>,
+        fee: &TokenAmount,
+    ) -> Result<(), ControlError> {
+        let rule = BaseFeeRule { method: Some(method), sector, deadline, base_fee: fee.clone() };
+        self.call::<Value>("Sim.RaiseBaseFeeAfterNext", json!([rule])).await.map(|_| ())
+    }
+
+    /// Deletes the precommits of `sectors` now, as the miner actor's clean-up cron does once they
+    /// have expired: a prove-commit listing one of them then fails with 17 (not found).
+    pub async fn expire_precommits(&self, sectors: &[u64]) -> Result<(), ControlError> {
+        self.call::<Value>("Sim.ExpirePrecommits", json!([sectors])).await.map(|_| ())
     }
 
     pub async fn message_counts(&self) -> Result<MessageCounts, ControlError> {

@@ -1,6 +1,8 @@
 //! Per-epoch tickets and beacon entries, deterministic from a seed, and the digests the actors
 //! draw randomness from: blake2b-256 of the ticket's VRF proof and of the beacon entry's data, as
-//! Lotus `chain/rand` takes them.
+//! Lotus `chain/rand` takes them, and which tipset's ticket a null round's randomness comes from.
+
+use std::collections::BTreeSet;
 
 use filecoin_chain::ChainEpoch;
 
@@ -45,6 +47,38 @@ impl EpochRandomness {
 
     pub fn beacon_digest(&self, epoch: ChainEpoch) -> [u8; 32] {
         blake2b256(&self.beacon_data(epoch))
+    }
+}
+
+/// The randomness of a chain with null rounds, for an epoch at or before the lookup tipset.
+#[derive(Debug, Clone, Copy)]
+pub struct ChainRandomness<'a> {
+    pub seeds: &'a EpochRandomness,
+    pub null_rounds: &'a BTreeSet<ChainEpoch>,
+}
+
+impl ChainRandomness<'_> {
+    /// The tipset whose ticket gives the chain randomness of `epoch`: the tipset at `epoch`, or
+    /// for a null round the first tipset after it. From network version 13 Lotus looks tipsets
+    /// up without lookback (chain/rand/rand.go:185-186, :95), and the chain index answers a
+    /// null height with the tipset above it (chain/store/index.go:192-195, store.go:1293-1295).
+    /// A negative epoch reads genesis (rand.go:90-93).
+    pub fn ticket_epoch(&self, epoch: ChainEpoch) -> ChainEpoch {
+        let mut e = epoch.max(0);
+        while self.null_rounds.contains(&e) {
+            e += 1;
+        }
+        e
+    }
+
+    pub fn ticket_digest(&self, epoch: ChainEpoch) -> [u8; 32] {
+        self.seeds.ticket_digest(self.ticket_epoch(epoch))
+    }
+
+    /// Beacon randomness is the drand round of the epoch itself, null or not: the next tipset
+    /// carries the entries of the rounds skipped (rand.go:146-179).
+    pub fn beacon_digest(&self, epoch: ChainEpoch) -> [u8; 32] {
+        self.seeds.beacon_digest(epoch)
     }
 }
 

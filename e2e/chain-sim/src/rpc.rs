@@ -12,7 +12,7 @@ use axum::routing::post;
 use cid::Cid;
 use filecoin_chain::address::ChainAddress;
 use filecoin_chain::lotus_json::{base64_bytes, bitfield_runs, cid_json, token_amount};
-use filecoin_chain::message::{Message, MessageSendSpec};
+use filecoin_chain::message::{Message, MessageSendSpec, Signature, SignedMessage};
 use filecoin_chain::tipset::TipSetKey;
 use filecoin_chain::{ApiToken, ChainEpoch};
 use fvm_ipld_bitfield::BitField;
@@ -21,8 +21,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::chain::Chain;
-use crate::mpool::FaultRule;
+use crate::chain::{Chain, LOOKBACK_NO_LIMIT};
+use crate::mpool::{BaseFeeRule, FaultRule};
 use crate::sim::SimState;
 
 /// JSON-RPC error codes: invalid params, method not found, and a generic server error as
@@ -115,6 +115,26 @@ impl Params {
 #[serde(transparent)]
 struct CidArg(#[serde(with = "cid_json")] Cid);
 
+#[derive(Serialize)]
+#[serde(transparent)]
+struct CidOut(#[serde(with = "cid_json")] Cid);
+
+/// A signed message as `MpoolPush` takes it; a `CID` field is ignored, as Lotus derives it.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SignedArg {
+    message: Message,
+    signature: Signature,
+}
+
+impl SignedArg {
+    fn into_signed(self) -> Result<SignedMessage, RpcError> {
+        // The simulator's signatures are BLS, whose signed CID is the message CID.
+        let cid = self.message.compute_cid().map_err(RpcError::server)?;
+        Ok(SignedMessage { message: Message { cid: Some(cid), ..self.message }, signature: self.signature, cid })
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(transparent)]
 struct BytesArg(#[serde(with = "base64_bytes")] Vec<u8>);
@@ -172,7 +192,9 @@ async fn dispatch(state: &Arc<SimState>, method: &str, p: Params) -> Result<Valu
         "Filecoin.StateWaitMsg" => {
             let CidArg(cid) = p.get(0, "cid")?;
             let confidence: u64 = p.get::<Option<u64>>(1, "confidence")?.unwrap_or(0);
-            let lookup = state.wait_msg(cid, confidence as ChainEpoch).await;
+            let limit: ChainEpoch = p.get::<Option<ChainEpoch>>(2, "lookback limit")?.unwrap_or(LOOKBACK_NO_LIMIT);
+            let allow_replaced: bool = p.get::<Option<bool>>(3, "allow replaced")?.unwrap_or(true);
+            let lookup = state.wait_msg(cid, confidence, limit, allow_replaced).await.map_err(RpcError::server)?;
             return to_value(lookup);
         }
         "Sim.AdvanceEpochs" => {
@@ -186,11 +208,14 @@ async fn dispatch(state: &Arc<SimState>, method: &str, p: Params) -> Result<Valu
     let mut chain = state.lock();
     let head_tsk = |i: usize| -> Result<TipSetKey, RpcError> { p.get::<TipSetKey>(i, "tipset key") };
     let value = match method {
-        "Filecoin.ChainHead" => to_value(chain.tipset(chain.head()).map_err(RpcError::server)?)?,
+        "Filecoin.ChainHead" => to_value(chain.head_tipset().map_err(RpcError::server)?)?,
         "Filecoin.ChainGetTipSetByHeight" => {
             let epoch: ChainEpoch = p.get(0, "epoch")?;
-            chain.resolve(&head_tsk(1)?).map_err(RpcError::server)?;
-            to_value(chain.tipset(epoch).map_err(RpcError::server)?)?
+            to_value(chain.tipset_by_height(epoch, &head_tsk(1)?).map_err(RpcError::server)?)?
+        }
+        "Filecoin.ChainGetMessage" => {
+            let CidArg(cid) = p.get(0, "cid")?;
+            to_value(chain.get_message(&cid).map_err(RpcError::server)?)?
         }
         "Filecoin.StateNetworkVersion" => to_value(chain.config().network_version)?,
         "Filecoin.StateGetRandomnessFromTickets" | "Filecoin.StateGetRandomnessFromBeacon" => {
@@ -217,10 +242,7 @@ async fn dispatch(state: &Arc<SimState>, method: &str, p: Params) -> Result<Valu
         }
         "Filecoin.StateLookupID" => {
             let addr: ChainAddress = p.get(0, "address")?;
-            if addr.id().is_none() {
-                return Err(RpcError::server(format!("the simulator knows ID addresses only, not {addr}")));
-            }
-            to_value(addr)?
+            to_value(chain.lookup_id(&addr).map_err(RpcError::server)?)?
         }
         "Filecoin.StateMinerSectorAllocated" => {
             let addr: ChainAddress = p.get(0, "miner")?;
@@ -299,12 +321,28 @@ async fn dispatch(state: &Arc<SimState>, method: &str, p: Params) -> Result<Valu
         "Filecoin.MpoolPushMessage" => {
             let msg: Message = p.get(0, "message")?;
             let spec: Option<MessageSendSpec> = p.get(1, "send spec")?;
-            to_value(chain.push(msg, spec.as_ref()).map_err(RpcError::server)?)?
+            to_value(chain.push_message(msg, spec.as_ref()).map_err(RpcError::server)?)?
+        }
+        "Filecoin.MpoolPush" => {
+            let signed: SignedArg = p.get(0, "signed message")?;
+            to_value(CidOut(chain.push(signed.into_signed()?).map_err(RpcError::server)?))?
+        }
+        "Filecoin.WalletSignMessage" => {
+            let signer: ChainAddress = p.get(0, "address")?;
+            let msg: Message = p.get(1, "message")?;
+            to_value(chain.sign_message(&signer, msg).map_err(RpcError::server)?)?
         }
         "Filecoin.StateSearchMsg" => {
-            let _ = head_tsk(0)?;
+            let tsk = head_tsk(0)?;
             let CidArg(cid) = p.get(1, "cid")?;
-            to_value(chain.lookup(&cid))?
+            let limit: ChainEpoch = p.get::<Option<ChainEpoch>>(2, "lookback limit")?.unwrap_or(LOOKBACK_NO_LIMIT);
+            let allow_replaced: bool = p.get::<Option<bool>>(3, "allow replaced")?.unwrap_or(true);
+            match chain.search_msg(&tsk, &cid, limit, allow_replaced) {
+                Ok(found) => to_value(found)?,
+                // node/impl/full/state.go:659-662: a replaced message is not found.
+                Err(e) if !allow_replaced && e.is_replaced() => Value::Null,
+                Err(e) => return Err(RpcError::server(e)),
+            }
         }
         "Sim.FailNext" => {
             let rule: FaultRule = p.get(0, "rule")?;
@@ -324,6 +362,21 @@ async fn dispatch(state: &Arc<SimState>, method: &str, p: Params) -> Result<Valu
                 return Err(RpcError { code: INVALID_PARAMS, message: "DelayNext needs a non-negative epochs".into() });
             }
             chain.mpool_mut().delay_next(rule);
+            Value::Null
+        }
+        "Sim.RaiseBaseFeeAfterNext" => {
+            let rule: BaseFeeRule = p.get(0, "rule")?;
+            chain.mpool_mut().raise_base_fee_after_next(rule);
+            Value::Null
+        }
+        "Sim.ExpirePrecommits" => {
+            let sectors: Vec<u64> = p.get(0, "sector numbers")?;
+            chain.expire_precommits(&sectors).map_err(RpcError::server)?;
+            Value::Null
+        }
+        "Sim.NullRounds" => {
+            let n: u64 = p.get(0, "null rounds")?;
+            chain.add_null_rounds(n);
             Value::Null
         }
         "Sim.SetBaseFee" => {

@@ -7,10 +7,11 @@ use cid::Cid;
 use filecoin_chain::ApiToken;
 use filecoin_chain::ChainEpoch;
 use filecoin_chain::message::MsgLookup;
+use filecoin_chain::policy::CHAIN_FINALITY;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::chain::Chain;
+use crate::chain::{Chain, ChainError};
 use crate::config::{ConfigError, SimConfig};
 use crate::verifier::ProofVerifier;
 
@@ -30,29 +31,37 @@ impl SimState {
         self.chain.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Advances `n` epochs (may verify proofs: call from a blocking context). Returns the head.
+    /// Advances `n` epochs, null rounds included (may verify proofs: call from a blocking
+    /// context). Returns the head.
     pub fn advance(&self, n: u64) -> ChainEpoch {
-        let mut head = 0;
         for _ in 0..n {
             let mut chain = self.lock();
-            chain.advance();
-            head = chain.head();
-            drop(chain);
-            self.head.send_replace(head);
+            if chain.advance() {
+                let head = chain.head();
+                drop(chain);
+                self.head.send_replace(head);
+            }
         }
-        if n == 0 { self.lock().head() } else { head }
+        self.lock().head()
     }
 
-    /// `StateWaitMsg`: waits until the message executed and `confidence` epochs were built on it.
-    pub async fn wait_msg(&self, cid: Cid, confidence: ChainEpoch) -> MsgLookup {
+    /// `StateWaitMsg` (lotus chain/stmgr/searchwait.go:30-159): waits until the message (or,
+    /// with `allow_replaced`, its replacement) executed and the head is `confidence` epochs past
+    /// the tipset holding its receipt. A message executed before the call is found only within
+    /// `limit` epochs of the head then (-1: no limit).
+    pub async fn wait_msg(&self, cid: Cid, confidence: u64, limit: ChainEpoch, allow_replaced: bool) -> Result<MsgLookup, ChainError> {
+        if confidence > CHAIN_FINALITY as u64 {
+            return Err(ChainError::ConfidenceTooHigh(confidence));
+        }
         let mut rx = self.head.subscribe();
+        let since = self.lock().head();
         loop {
             {
                 let chain = self.lock();
-                if let Some(lookup) = chain.lookup(&cid)
-                    && chain.head() >= lookup.height + confidence
+                if let Some(lookup) = chain.waited_msg(&cid, since, limit, allow_replaced)?
+                    && chain.head() - lookup.height >= confidence as ChainEpoch
                 {
-                    return lookup;
+                    return Ok(lookup);
                 }
             }
             if rx.changed().await.is_err() {

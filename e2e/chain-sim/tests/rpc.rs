@@ -1,6 +1,7 @@
 //! The simulator through the real client over HTTP: Lotus JSON shapes, randomness, MsgUuid
 //! idempotency, precommit checks, injected failures and resubmission, ticket expiry, base-fee
-//! spikes, auth, and the epoch clock. No proof is verified here (see slow_seal_prove_post.rs).
+//! spikes, replacement of a stuck message, null rounds, auth, and the epoch clock. No proof is
+//! verified here (see slow_seal_prove_post.rs).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,7 +11,8 @@ use chain_sim::{FilecoinProofs, RunningSim, SimConfig, SimControl};
 use filecoin_chain::client::{ClientConfig, ClientError, LOOKBACK_NO_LIMIT, LotusClient};
 use filecoin_chain::deadline::DeadlineInfo;
 use filecoin_chain::exit_code::{ErrorLevel, classify};
-use filecoin_chain::message::{MessageSendSpec, SignedMessage};
+use filecoin_chain::fees::{FeeLimit, replacement};
+use filecoin_chain::message::{Message, MessageSendSpec, SignedMessage};
 use filecoin_chain::methods::{MinerMethod, miner_message};
 use filecoin_chain::msg_uuid::msg_uuid;
 use filecoin_chain::params::{CompactCommD, PreCommitSectorBatchParams2, SectorPreCommitInfo};
@@ -72,10 +74,10 @@ impl Harness {
         self.client.mpool_push_message(&msg, Some(&spec)).await.unwrap()
     }
 
-    /// Advances one epoch at a time until the message has a receipt.
+    /// Advances one epoch at a time until the message (or its replacement) has a receipt.
     async fn land(&self, signed: &SignedMessage) -> ExitCode {
         for _ in 0..20 {
-            if let Some(found) = self.client.state_search_msg(&TipSetKey::head(), &signed.cid, LOOKBACK_NO_LIMIT, false).await.unwrap() {
+            if let Some(found) = self.client.state_search_msg(&TipSetKey::head(), &signed.cid, LOOKBACK_NO_LIMIT, true).await.unwrap() {
                 return found.receipt.exit_code;
             }
             self.control.advance_epochs(1).await.unwrap();
@@ -156,8 +158,11 @@ async fn msg_uuid_pushed_twice_yields_one_message_and_precommit_lands() {
     assert_eq!(lookup.receipt.exit_code, ExitCode::OK);
     assert!(h.head().await >= lookup.height + 2);
 
+    // The message executed at the epoch of the tipset that included it; the lookup reports the
+    // next tipset, whose receipts hold it (lotus chain/consensus/compute_state.go:205, :389;
+    // chain/stmgr/searchwait.go:332-346; node/impl/full/state.go:643-649).
     let pc = h.client.state_sector_precommit_info(&h.miner, 7, &TipSetKey::head()).await.unwrap().unwrap();
-    assert_eq!((pc.pre_commit_epoch, pc.info.sealed_cid), (lookup.height, info.sealed_cid));
+    assert_eq!((pc.pre_commit_epoch, pc.info.sealed_cid), (lookup.height - 1, info.sealed_cid));
     assert!(h.client.state_miner_sector_allocated(&h.miner, 7, &TipSetKey::head()).await.unwrap());
 
     // The seed epoch is precommit epoch + 10 (2k devnet); it cannot be drawn before the chain gets there.
@@ -228,20 +233,41 @@ async fn a_base_fee_spike_holds_messages_until_it_passes() {
 }
 
 #[tokio::test]
-async fn dropped_and_delayed_messages() {
+async fn a_dropped_message_holds_back_the_senders_next_nonce_until_replaced() {
     let h = start(manual_clock()).await;
     let head = h.head().await;
     h.control.drop_next(28, 1).await.unwrap();
     let dropped = h.push_precommit(h.precommit_info(11, head - 10, head), "sector-11-uid", 0).await;
+    let next = h.push_precommit(h.precommit_info(12, head - 10, head), "sector-12-uid", 0).await;
+    assert_eq!((dropped.message.nonce, next.message.nonce), (0, 1));
     h.control.advance_epochs(10).await.unwrap();
-    assert!(h.client.state_search_msg(&TipSetKey::head(), &dropped.cid, LOOKBACK_NO_LIMIT, false).await.unwrap().is_none());
+    // A block takes a sender's messages from its nonce on, in order: behind the gap nothing goes
+    // (lotus chain/messagepool/selection.go:804-817).
+    for m in [&dropped, &next] {
+        assert!(h.client.state_search_msg(&TipSetKey::head(), &m.cid, LOOKBACK_NO_LIMIT, true).await.unwrap().is_none());
+    }
+    // Replaced as `lotus mpool replace --auto` does (cli/mpool.go:463-518), both land.
+    let stuck = h.client.chain_get_message(&dropped.cid).await.unwrap();
+    let unpriced = Message { gas_fee_cap: TokenAmount::from_atto(0), gas_premium: TokenAmount::from_atto(0), cid: None, ..stuck.clone() };
+    let estimate = h.client.gas_estimate_message_gas(&unpriced, None, &TipSetKey::head()).await.unwrap();
+    let limit = FeeLimit { max_fee: TokenAmount::from_atto(0), maximize_fee_cap: false };
+    let msg = replacement(&stuck, &estimate, &limit).unwrap();
+    let signed = h.client.wallet_sign_message(&msg.from, &msg).await.unwrap();
+    h.client.mpool_push(&signed).await.unwrap();
+    assert_eq!(h.land(&next).await, ExitCode::OK);
+    assert_eq!(h.land(&dropped).await, ExitCode::OK);
+}
 
+#[tokio::test]
+async fn a_delayed_message_lands_later() {
+    let h = start(manual_clock()).await;
     h.control.delay_next(28, 4, 1).await.unwrap();
     let head = h.head().await;
     let delayed = h.push_precommit(h.precommit_info(12, head - 10, head), "sector-12-uid", 0).await;
     assert_eq!(h.land(&delayed).await, ExitCode::OK);
+    // Included 1 + 4 epochs after the push, found in the tipset after that.
     let found = h.client.state_search_msg(&TipSetKey::head(), &delayed.cid, LOOKBACK_NO_LIMIT, false).await.unwrap().unwrap();
-    assert_eq!(found.height, head + 1 + 4);
+    assert_eq!(found.height, head + 1 + 4 + 1);
 }
 
 #[tokio::test]
@@ -304,4 +330,134 @@ async fn sim_config_never_returns_the_token() {
     let config = h.control.config().await.unwrap();
     assert_eq!(config.api_token, None);
     assert_eq!(config.policy.pre_commit_challenge_delay, 10);
+}
+
+#[tokio::test]
+async fn a_stuck_message_is_replaced_as_lotus_mpool_replace_does() {
+    let h = start(manual_clock()).await;
+    let head = h.head().await;
+    // The base fee jumps as soon as the precommit is in the pool, above its fee cap.
+    let spike = TokenAmount::from_atto(SimConfig::default().base_fee * 1000);
+    h.control.raise_base_fee_after_next(28, Some(30), None, &spike).await.unwrap();
+    let stuck = h.push_precommit(h.precommit_info(30, head - 10, head), "sector-30-uid", 0).await;
+    assert_eq!(h.client.chain_head().await.unwrap().parent_base_fee(), Some(&spike));
+    assert!(stuck.message.gas_fee_cap < spike);
+    // MpoolPushMessage signs from the worker's key address (lotus node/impl/full/mpool.go:201-204).
+    assert!(stuck.message.from.to_string().starts_with("t3"), "{}", stuck.message.from);
+    h.control.advance_epochs(3).await.unwrap();
+    assert!(h.client.state_search_msg(&TipSetKey::head(), &stuck.cid, LOOKBACK_NO_LIMIT, true).await.unwrap().is_none());
+
+    // ChainGetMessage gives the pending message back (lotus node/impl/full/chain.go:653-660).
+    let original = h.client.chain_get_message(&stuck.cid).await.unwrap();
+    assert_eq!((original.nonce, original.gas_premium.clone()), (stuck.message.nonce, stuck.message.gas_premium.clone()));
+
+    // A premium under ComputeMinRBF (premium × 110% + 1, chain/messagepool/messagepool.go:210-213)
+    // is refused with msgSet.add's text (messagepool.go:280-294).
+    let min = filecoin_chain::fees::rbf_premium(&original.gas_premium, 110);
+    let cheap = Message { gas_premium: min.clone() - TokenAmount::from_atto(1), gas_fee_cap: spike.clone() * 2u64, cid: None, ..original.clone() };
+    let signed = h.client.wallet_sign_message(&cheap.from, &cheap).await.unwrap();
+    let err = h.client.mpool_push(&signed).await.unwrap_err().to_string();
+    assert!(err.contains(&format!("already in mpool, increase GasPremium to {} from {} to trigger replace by fee: replace by fee has too low GasPremium", min.atto(), (min.clone() - TokenAmount::from_atto(1)).atto())), "{err}");
+    // WalletSignMessage signs for the owner and worker only (lotus chain/wallet/multi.go:123).
+    let err = h.client.wallet_sign_message(&"t01999".parse().unwrap(), &cheap).await.unwrap_err().to_string();
+    assert!(err.contains("failed to sign message: key not found for t01999"), "{err}");
+
+    // The replacement `lotus mpool replace --auto` makes (cli/mpool.go:469-497): a fresh
+    // estimate, the premium raised to 125%, within the 0.07 FIL default max fee.
+    let unpriced = Message { gas_fee_cap: TokenAmount::from_atto(0), gas_premium: TokenAmount::from_atto(0), cid: None, ..original.clone() };
+    let estimate = h.client.gas_estimate_message_gas(&unpriced, None, &TipSetKey::head()).await.unwrap();
+    let limit = FeeLimit { max_fee: TokenAmount::from_atto(0), maximize_fee_cap: false };
+    let msg = replacement(&original, &estimate, &limit).unwrap();
+    assert!(msg.gas_fee_cap >= spike, "the estimate covers the new base fee");
+    let signed = h.client.wallet_sign_message(&msg.from, &msg).await.unwrap();
+    let new_cid = h.client.mpool_push(&signed).await.unwrap();
+    assert_eq!(new_cid, signed.cid);
+    assert_eq!(h.land(&signed).await, ExitCode::OK);
+
+    // The original never executed: allowReplaced finds the replacement (chain/stmgr/
+    // searchwait.go:362-377), without it StateSearchMsg says null (node/impl/full/state.go:659-662)
+    // and StateWaitMsg fails (searchwait.go:363-368).
+    let found = h.client.state_search_msg(&TipSetKey::head(), &stuck.cid, LOOKBACK_NO_LIMIT, true).await.unwrap().unwrap();
+    assert_eq!(found.message, new_cid);
+    assert!(h.client.state_search_msg(&TipSetKey::head(), &stuck.cid, LOOKBACK_NO_LIMIT, false).await.unwrap().is_none());
+    let waited = h.client.state_wait_msg(&stuck.cid, 0, LOOKBACK_NO_LIMIT, true).await.unwrap();
+    assert_eq!(waited.message, new_cid);
+    let err = h.client.state_wait_msg(&stuck.cid, 0, LOOKBACK_NO_LIMIT, false).await.unwrap_err().to_string();
+    assert!(err.contains("message was replaced: found message with equal nonce as the one we are looking for"), "{err}");
+    let pc = h.client.state_sector_precommit_info(&h.miner, 30, &TipSetKey::head()).await.unwrap().unwrap();
+    assert_eq!(pc.pre_commit_epoch, found.height - 1);
+
+    // A nonce already executed is refused (messagepool.go:885-887).
+    let again = Message { gas_premium: msg.gas_premium.clone() * 2u64, gas_fee_cap: msg.gas_fee_cap.clone() * 2u64, cid: None, ..msg };
+    let signed = h.client.wallet_sign_message(&again.from, &again).await.unwrap();
+    let err = h.client.mpool_push(&signed).await.unwrap_err().to_string();
+    assert!(err.contains("minimum expected nonce is 1, got 0: message nonce too low"), "{err}");
+
+    // One message for sector 30, replaced once.
+    let counts = h.control.message_counts().await.unwrap();
+    assert_eq!((counts.by_method[&28], counts.by_sector[&30][&28], counts.replaced[&28]), (1, 1, 1));
+}
+
+#[tokio::test]
+async fn null_rounds_keep_the_head_and_lookups_skip_to_the_next_tipset() {
+    let h = start(manual_clock()).await;
+    let head = h.head().await;
+    let signed = h.push_precommit(h.precommit_info(40, head - 10, head), "sector-40-uid", 0).await;
+    h.control.null_rounds(3).await.unwrap();
+    // Three epochs pass without a tipset: ChainHead stays.
+    assert_eq!(h.control.advance_epochs(3).await.unwrap(), head);
+    assert_eq!(h.head().await, head);
+    assert_eq!(h.control.advance_epochs(1).await.unwrap(), head + 4);
+
+    // A null height answers with the tipset before it (lotus node/impl/full/chain.go:242-248,
+    // chain/store/store.go:1293-1297).
+    let by_height = h.client.chain_get_tipset_by_height(head + 2, &TipSetKey::head()).await.unwrap();
+    assert_eq!(by_height.height, head);
+    // Ticket randomness of a null round is the next tipset's (chain/rand/rand.go:182-190, :95-100;
+    // chain/store/index.go:192-195).
+    let entropy = miner_entropy(&Address::new_id(1000));
+    let rand = EpochRandomness::new(SimConfig::default().randomness_seed);
+    let drawn = h.client.state_get_randomness_from_tickets(DomainSeparationTag::SealRandomness, head + 2, &entropy, &TipSetKey::head()).await.unwrap();
+    assert_eq!(drawn, draw_randomness(&rand.ticket_digest(head + 4), DomainSeparationTag::SealRandomness, head + 2, &entropy));
+
+    // No message in a null round: the precommit was included at head + 4 and is found in the
+    // tipset after it.
+    assert_eq!(h.land(&signed).await, ExitCode::OK);
+    let found = h.client.state_search_msg(&TipSetKey::head(), &signed.cid, LOOKBACK_NO_LIMIT, false).await.unwrap().unwrap();
+    assert_eq!(found.height, head + 5);
+    let pc = h.client.state_sector_precommit_info(&h.miner, 40, &TipSetKey::head()).await.unwrap().unwrap();
+    assert_eq!(pc.pre_commit_epoch, head + 4);
+}
+
+#[tokio::test]
+async fn oversized_messages_are_refused_with_lotus_text() {
+    let h = start(manual_clock()).await;
+    let head = h.head().await;
+    // 1200 precommits make a message over 64 KiB (lotus chain/messagepool/messagepool.go:67,
+    // :737-740, through MpoolPushMessage's push, node/impl/full/mpool.go:217-219).
+    let info = h.precommit_info(50, head - 10, head);
+    let params = PreCommitSectorBatchParams2 { sectors: vec![info; 1200] };
+    let msg = miner_message(h.miner, h.worker, MinerMethod::PreCommitSectorBatch2, &params, TokenAmount::from_atto(0)).unwrap();
+    let err = h.client.mpool_push_message(&msg, None).await.unwrap_err().to_string();
+    assert!(err.contains("mpool push: failed to push message: mpool message too large ("), "{err}");
+    assert!(err.contains("B): message too big"), "{err}");
+    assert!(h.control.message_counts().await.unwrap().by_method.is_empty());
+}
+
+#[tokio::test]
+async fn expired_precommits_are_gone_and_their_prove_commit_fails_whole() {
+    let h = start(manual_clock()).await;
+    let head = h.head().await;
+    let signed = h.push_precommit(h.precommit_info(60, head - 10, head), "sector-60-uid", 0).await;
+    assert_eq!(h.land(&signed).await, ExitCode::OK);
+    h.control.expire_precommits(&[60]).await.unwrap();
+    assert!(h.client.state_sector_precommit_info(&h.miner, 60, &TipSetKey::head()).await.unwrap().is_none());
+    assert!(h.client.state_miner_sector_allocated(&h.miner, 60, &TipSetKey::head()).await.unwrap());
+    let err = h.control.expire_precommits(&[61]).await.unwrap_err().to_string();
+    assert!(err.contains("sector 61 has no precommit to expire"), "{err}");
+    // builtin-actors actors/miner/src/state.rs:1178-1181 via lib.rs:1492-1495: not found, 17.
+    let commit = filecoin_chain::methods::prove_commit_per_sector(vec![(60, vec![1; 192])], false).unwrap();
+    let msg = miner_message(h.miner, h.worker, MinerMethod::ProveCommitSectors3, &commit, TokenAmount::from_atto(0)).unwrap();
+    let signed = h.client.mpool_push_message(&msg, None).await.unwrap();
+    assert_eq!(h.land(&signed).await, ExitCode::USR_NOT_FOUND);
 }

@@ -133,6 +133,11 @@ impl Node {
         }
     }
 
+    async fn pre_commit_epoch(&self) -> ChainEpoch {
+        let pc = self.client.state_sector_precommit_info(&miner(), SECTOR, &TipSetKey::head()).await.unwrap();
+        pc.expect("the sector is precommitted").pre_commit_epoch
+    }
+
     async fn beacon(&self, dst: DomainSeparationTag, epoch: ChainEpoch, entropy: &[u8]) -> [u8; 32] {
         self.client.state_get_randomness_from_beacon(dst, epoch, entropy, &TipSetKey::head()).await.unwrap()
     }
@@ -175,11 +180,15 @@ async fn slow_sealed_sector_is_proven_active_and_wrong_seed_is_rejected() {
         unsealed_cid: CompactCommD(None),
     };
     let precommit = PreCommitSectorBatchParams2 { sectors: vec![info] };
-    let (code, _, pc_epoch) = chain.land(&chain.push(MinerMethod::PreCommitSectorBatch2, &precommit, "precommit").await).await;
+    let (code, _, _) = chain.land(&chain.push(MinerMethod::PreCommitSectorBatch2, &precommit, "precommit").await).await;
     assert_eq!(code, ExitCode::OK);
     other.control.advance_epochs(1).await.unwrap();
-    let (code, _, other_pc_epoch) = other.land(&other.push(MinerMethod::PreCommitSectorBatch2, &precommit, "precommit").await).await;
+    let (code, _, _) = other.land(&other.push(MinerMethod::PreCommitSectorBatch2, &precommit, "precommit").await).await;
     assert_eq!(code, ExitCode::OK);
+    // The seed follows the precommit epoch, the epoch of the tipset that included the message,
+    // one before the lookup's height (lotus chain/stmgr/searchwait.go:332-346).
+    let pc_epoch = chain.pre_commit_epoch().await;
+    let other_pc_epoch = other.pre_commit_epoch().await;
     assert_ne!(pc_epoch, other_pc_epoch);
 
     // Seed after the challenge delay plus confidence; then C1/C2.

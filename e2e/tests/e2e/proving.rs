@@ -103,7 +103,7 @@ fn miner() -> anyhow::Result<ChainAddress> {
     MINER.parse().map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-async fn locate(lotus: &LotusClient, sectors: &[u64]) -> anyhow::Result<BTreeMap<u64, (u64, u64)>> {
+pub async fn locate(lotus: &LotusClient, sectors: &[u64]) -> anyhow::Result<BTreeMap<u64, (u64, u64)>> {
     let miner = miner()?;
     let mut found = BTreeMap::new();
     for index in 0..POLICY.period_deadlines {

@@ -22,7 +22,8 @@ use sealing_e2e::e2e_tests;
 use sealing_e2e::harness::node_agent::{CPU_NODE, GPU_NODE, SHARED_STORE};
 use sealing_e2e::harness::{Cluster, E2eTest};
 use sealing_operator::core::State;
-use sealing_operator::crd::Sector;
+use fvm_shared::econ::TokenAmount;
+use sealing_operator::crd::{ProvingDeadline, Sector};
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
@@ -35,11 +36,13 @@ pub fn tests() -> Vec<E2eTest> {
         pc1_concurrency_one_runs_one_pc1_per_node_and_abort_stops_sectors,
         pledge_loop_keeps_the_configured_sectors_in_flight,
         failed_precommit_batch_is_resent_member_by_member_and_the_sectors_go_on,
+        slow_messages_left_below_a_rising_base_fee_are_replaced_and_land,
     ]
 }
 
 const PRECOMMIT: u64 = 28;
 const PROVE_COMMIT: u64 = 34;
+const SUBMIT_POST: u64 = 5;
 
 /// The operator process and the chain simulator, shared by the tests of this module. Both die
 /// with the test process (PR_SET_PDEATHSIG), since statics are never dropped.
@@ -169,7 +172,9 @@ async fn sealing(cluster: &Arc<Cluster>) -> anyhow::Result<Arc<Sealing>> {
             std::fs::write(
                 &config,
                 format!(
-                    "chain:\n  endpoint: {endpoint}\n  tokenSecret: chain-api-token\n  preCommitChallengeDelay: 10\n  seedConfidence: 2\n  pollIntervalSeconds: 1\nbatching:\n  maxSectors: 8\n  maxWaitEpochs: 10\n  aggregate:\n    minSectors: 4\n"
+                    // Window PoSt without a maximized fee cap, so that a rising base fee can leave
+                    // it out and the replacement shows; replacements after 3 epochs (1.5 s).
+                    "chain:\n  endpoint: {endpoint}\n  tokenSecret: chain-api-token\n  preCommitChallengeDelay: 10\n  seedConfidence: 2\n  pollIntervalSeconds: 1\nbatching:\n  maxSectors: 8\n  maxWaitEpochs: 10\n  aggregate:\n    minSectors: 4\nfees:\n  windowPoSt: {{maxFee: \"5 FIL\", maximizeFeeCap: false}}\n  replaceAfterEpochs: 3\n"
                 ),
             )?;
             let health = free_port()?;
@@ -504,13 +509,17 @@ async fn slow_sectors_applied_with_kubectl_are_sealed_proven_on_chain_and_kept_p
 
 /// Four sectors that reach the commit together are proven by one ProveCommitSectors3 carrying a
 /// SnarkPackV2 aggregate of their proofs, made by the chain bridge and checked by the simulator
-/// with verify_aggregate_seal_commit_proofs. Each sector is paused while its C2 runs, so all four
-/// wait in C2Done, and then resumed at once. Then one of them is rebuilt (rebuild plan).
+/// with verify_aggregate_seal_commit_proofs. Each sector is paused while its C2 runs, so all
+/// wait in C2Done, and then resumed at once. A fifth sector waits with them, but its precommit
+/// expires on chain meanwhile: it would fail the whole message (the actor loads every precommit
+/// first, builtin-actors actors/miner/src/state.rs:1165-1185), so it is left out and aborted
+/// with the reason, and the batch lands for the others. Then one of them is rebuilt (rebuild
+/// plan).
 async fn slow_four_sectors_committed_together_are_proven_by_one_aggregate(cluster: Arc<Cluster>) -> anyhow::Result<()> {
     let _heavy = C2_HEAVY.lock().await;
     let sealing = sealing(&cluster).await?;
     let (ns, sectors) = pool_namespace(&cluster, "aggregate", json!({})).await?;
-    let names = ["a1", "a2", "a3", "a4"];
+    let names = ["a1", "a2", "a3", "a4", "a5"];
     let manifests: Vec<String> = names.iter().map(|n| sector_yaml(&ns, n, json!([]))).collect();
     kubectl(&cluster, &["apply", "-f", "-"], Some(&manifests.join("---\n")))?;
 
@@ -538,10 +547,16 @@ async fn slow_four_sectors_committed_together_are_proven_by_one_aggregate(cluste
         })
         .await?;
     }
+    let expired = sectors.get("a5").await?.status.and_then(|s| s.record.sector_number).context("a5 has a number")?;
+    sealing.sim.expire_precommits(&[expired]).await?;
     for name in names {
         patch_spec(&sectors, name, json!({"paused": false})).await?;
     }
+    wait_for_state(&sectors, "a5", &[State::Aborted], Duration::from_secs(300)).await?;
+    let reason = sector_error(&sectors, "a5").await.unwrap_or_default();
+    ensure!(reason.contains("left out of the commit batch") && reason.contains(&format!("no precommit of sector {expired}")), "a5 says why it was left out: {reason}");
 
+    let names = ["a1", "a2", "a3", "a4"];
     let mut commits = Vec::new();
     for name in names {
         let sector = wait_for_state(&sectors, name, &[State::Finished], Duration::from_secs(300)).await?;
@@ -556,6 +571,7 @@ async fn slow_four_sectors_committed_together_are_proven_by_one_aggregate(cluste
         ensure!(counts.by_sector.get(number).and_then(|m| m.get(&PROVE_COMMIT)) == Some(&1), "sector {number}: one commit message: {:?}", counts.by_sector.get(number));
         ensure!(counts.aggregated.get(number) == Some(&1), "sector {number} was proven by an aggregate: {:?}", counts.aggregated);
     }
+    ensure!(counts.by_sector.get(&expired).and_then(|m| m.get(&PROVE_COMMIT)).is_none(), "no commit message carried a5: {:?}", counts.by_sector.get(&expired));
     let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(cluster.client.clone(), &ns);
     let described = events.list(&ListParams::default()).await?.items.iter().any(|e| {
         e.reason.as_deref() == Some("MessageSent") && e.note.as_deref().is_some_and(|n| n.contains("ProveCommitSectors3") && n.contains("proofs aggregated"))
@@ -734,5 +750,77 @@ async fn failed_precommit_batch_is_resent_member_by_member_and_the_sectors_go_on
     for name in ["first", "second"] {
         wait_for_state(&sectors, name, &[State::Aborted], Duration::from_secs(60)).await?;
     }
+    Ok(())
+}
+
+/// The chain's base fee rises above the fee cap of each message just after it is pushed (the
+/// simulator raises it as soon as the message is in its pool): the precommit, the commit and the
+/// window PoSt of a sector are each left out until the operator replaces them with a fee cap at
+/// the new base fee, and then land. The chain counts one precommit and one commit for the sector
+/// (a replacement takes its message's nonce), each message was replaced exactly once, and each
+/// replacement is an Event on the object that sent it.
+async fn slow_messages_left_below_a_rising_base_fee_are_replaced_and_land(cluster: Arc<Cluster>) -> anyhow::Result<()> {
+    let _heavy = C2_HEAVY.lock().await;
+    let sealing = sealing(&cluster).await?;
+    let (ns, sectors) = pool_namespace(&cluster, "fees", json!({})).await?;
+    let number = 7201u64;
+    let normal = chain_sim::SimConfig::default().base_fee;
+    // A thousand times the base fee the first messages are priced at: far above their fee cap.
+    let high = TokenAmount::from_atto(normal * 1000);
+    sealing.sim.raise_base_fee_after_next(PRECOMMIT, Some(number), None, &high).await?;
+    let manifest = serde_yaml::to_string(&json!({
+        "apiVersion": "sealing.filecoin.io/v1alpha1", "kind": "Sector",
+        "metadata": {"name": "rising", "namespace": ns},
+        "spec": {"miner": "t01000", "sectorSize": "2KiB", "pool": "pool", "sectorNumber": number},
+    }))?;
+    kubectl(&cluster, &["apply", "-f", "-"], Some(&manifest))?;
+
+    let landed = wait_for_state(&sectors, "rising", &[State::PCLanded, State::Persisted, State::PersistanceSubmitted, State::SeedAssigned, State::C1Done, State::C2Done], Duration::from_secs(400)).await?;
+    let precommit = landed.status.context("a status")?.record.precommit.context("the precommit message")?;
+    ensure!(precommit.replacements == 1 && precommit.landed_ok(), "the precommit landed after one replacement: {precommit:?}");
+    sealing.sim.raise_base_fee_after_next(PROVE_COMMIT, Some(number), None, &high).await?;
+    sealing.sim.set_base_fee(&TokenAmount::from_atto(normal)).await?;
+
+    let finished = wait_for_state(&sectors, "rising", &[State::Finished], Duration::from_secs(600)).await?;
+    let commit = finished.status.context("a status")?.record.commit.context("the commit message")?;
+    ensure!(commit.replacements == 1 && commit.landed_ok(), "the commit landed after one replacement: {commit:?}");
+    sealing.sim.set_base_fee(&TokenAmount::from_atto(normal)).await?;
+    let counts = sealing.sim.message_counts().await?;
+    let sent = |method: u64| counts.by_sector.get(&number).and_then(|m| m.get(&method)).copied().unwrap_or_default();
+    ensure!(sent(PRECOMMIT) == 1 && sent(PROVE_COMMIT) == 1, "one precommit and one commit for sector {number}, whatever the replacements: {:?}", counts.by_sector.get(&number));
+
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(cluster.client.clone(), &ns);
+    let replaced: Vec<String> = events
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("MessageReplaced") && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("rising"))
+        .filter_map(|e| e.note)
+        .collect();
+    for method in ["PreCommitSectorBatch2", "ProveCommitSectors3"] {
+        ensure!(replaced.iter().filter(|n| n.starts_with(method)).count() == 1, "one MessageReplaced Event for the {method}: {replaced:?}");
+    }
+
+    // The sector's window PoSt: its deadline's next submission is left out the same way.
+    let lotus = filecoin_chain::LotusClient::new(filecoin_chain::client::ClientConfig::new(sealing.endpoint.clone(), Some(ApiToken::new(&sealing.token))))?;
+    let located = proving::locate(&lotus, &[number]).await?;
+    let (deadline, _) = *located.get(&number).context("the sector is in a partition")?;
+    sealing.sim.raise_base_fee_after_next(SUBMIT_POST, None, Some(deadline), &high).await?;
+    let deadlines: Api<ProvingDeadline> = Api::namespaced(cluster.client.clone(), "sealing-system");
+    let name = sealing_operator::controllers::proving::deadline_name("t01000", deadline);
+    let deadlines_ref = &deadlines;
+    let name_ref = &name;
+    wait_until(Duration::from_secs(600), "the sector's window PoSt to land after one replacement", move || async move {
+        let Some(record) = deadlines_ref.get(name_ref).await?.status.and_then(|s| s.current) else { return Ok(false) };
+        Ok(record.posts.iter().any(|p| p.sectors.contains(&number) && p.accepted() && p.message.as_ref().is_some_and(|m| m.replacements == 1)))
+    })
+    .await?;
+    sealing.sim.set_base_fee(&TokenAmount::from_atto(normal)).await?;
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(cluster.client.clone(), "sealing-system");
+    let post_replaced = events.list(&ListParams::default()).await?.items.iter().any(|e| {
+        e.reason.as_deref() == Some("MessageReplaced") && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name.as_str())
+    });
+    ensure!(post_replaced, "a MessageReplaced Event on ProvingDeadline {name}");
     Ok(())
 }
