@@ -686,8 +686,8 @@ impl Bridge {
 
     /// ProveCommitSectors3 for the members whose precommit is on chain: per-sector proofs, or an
     /// aggregate when one is configured, possible and estimated cheaper (as Curio chooses,
-    /// tasks/seal/task_submit_commit.go:428-510). The value is each sector's initial pledge less
-    /// the precommit deposit already locked (lotus storage/pipeline/commit_batch.go:573-607).
+    /// tasks/seal/task_submit_commit.go:428-510). The value is each sector's initial pledge for
+    /// the rest of its life less its precommit deposit (`commit_collateral`).
     async fn commit_message(&self, members: &[Arc<Sector>], miner: &ChainAddress, worker: ChainAddress, head: ChainEpoch, base_fee: &TokenAmount) -> Result<Prepared, BridgeError> {
         let mut proven = Vec::new();
         for sector in members {
@@ -704,7 +704,7 @@ impl Bridge {
                 .collect::<Result<Vec<_>, BridgeError>>()?;
             let size = sector.spec.sector_size.bytes();
             let pledge = self.lotus.state_miner_initial_pledge_for_sector(pci.info.expiration - head, size, 0, &TipSetKey::head()).await?;
-            let collateral = if pledge > pci.pre_commit_deposit { pledge - &pci.pre_commit_deposit } else { TokenAmount::from_atto(0) };
+            let collateral = commit_collateral(&pledge, &pci.pre_commit_deposit);
             proven.push((sector.clone(), SectorActivationManifest { sector_number: number, pieces }, proof, collateral));
         }
         let Some((first, ..)) = proven.first() else {
@@ -865,7 +865,7 @@ impl Bridge {
             let event = match kind {
                 Kind::PreCommit => {
                     // The seed is drawn at PreCommitEpoch + PreCommitChallengeDelay, the epoch the
-                    // actor checks the proof against (builtin-actors actors/miner/src/lib.rs:4669,
+                    // actor checks the proof against (builtin-actors actors/miner/src/lib.rs:4672,
                     // validate_precommits). StateSearchMsg's Height is the tipset after the one
                     // that executed the message (lotus chain/stmgr/searchwait.go:267-330), so
                     // lotus-miner and Curio read the epoch from the precommit itself.
@@ -937,6 +937,13 @@ fn fitting(items: usize, build: impl Fn(usize) -> Result<Message, filecoin_chain
     }
 }
 
+/// What a commit sends for one sector: its initial pledge less the precommit deposit the actor
+/// already holds and applies to it, never below zero (lotus storage/pipeline/commit_batch.go:601-604;
+/// Curio does the same).
+fn commit_collateral(pledge: &TokenAmount, deposit: &TokenAmount) -> TokenAmount {
+    if pledge > deposit { pledge - deposit } else { TokenAmount::from_atto(0) }
+}
+
 fn left_out(carried: usize, items: usize) -> Option<String> {
     (carried < items).then(|| format!("with {items} sectors the message would exceed Lotus' 64 KiB limit, so it carries the first {carried}"))
 }
@@ -979,5 +986,55 @@ fn level_reason(level: ErrorLevel) -> &'static str {
         ErrorLevel::Temporary => "TemporaryError",
         ErrorLevel::Permanent => "PermanentError",
         ErrorLevel::Abort => "AbortError",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use filecoin_chain::params::{ProveCommitSectors3Params, SectorActivationManifest};
+
+    use super::*;
+
+    /// ProveCommitSectors3 of `n` 32 GiB sectors, one 1920-byte proof each.
+    fn commit_of(n: usize) -> Result<Message, filecoin_chain::params::ParamsError> {
+        let params = ProveCommitSectors3Params {
+            sector_activations: (0..n as u64).map(|i| SectorActivationManifest { sector_number: 1000 + i, pieces: vec![] }).collect(),
+            sector_proofs: (0..n).map(|_| RawBytes::new(vec![7; 1920])).collect(),
+            aggregate_proof: RawBytes::default(),
+            aggregate_proof_type: None,
+            require_activation_success: false,
+            require_notification_success: false,
+        };
+        miner_message("t01000".parse().unwrap(), "t01002".parse().unwrap(), MinerMethod::ProveCommitSectors3, &params, TokenAmount::from_whole(1))
+    }
+
+    #[test]
+    fn a_commit_batch_is_cut_to_what_lotus_message_pool_takes() {
+        // 34 per-sector proofs of 32 GiB sectors (1920 bytes each) exceed Lotus' 64 KiB
+        // (chain/messagepool/messagepool.go:67, less 128 bytes for the signature, check.go:259).
+        assert!(!commit_of(34).unwrap().fits_message_pool().unwrap());
+        let (message, carried) = fitting(40, commit_of).unwrap();
+        assert_eq!(carried, 33);
+        assert!(message.encoded_len().unwrap() <= MAX_MESSAGE_SIZE - SIGNATURE_ALLOWANCE);
+        assert_eq!(sectors_of(message.method, &message.params).len(), 33);
+        let (_, all) = fitting(20, commit_of).unwrap();
+        assert_eq!(all, 20, "a batch that fits is sent whole");
+        assert_eq!(left_out(33, 40).as_deref(), Some("with 40 sectors the message would exceed Lotus' 64 KiB limit, so it carries the first 33"));
+        assert_eq!(left_out(20, 20), None);
+    }
+
+    #[test]
+    fn one_message_too_large_for_a_single_sector_is_an_error() {
+        let huge = |_: usize| miner_message("t01000".parse().unwrap(), "t01002".parse().unwrap(), MinerMethod::ProveCommitSectors3, &vec![0u8; 70_000], TokenAmount::from_atto(0));
+        let err = fitting(3, huge).unwrap_err();
+        assert!(err.contains("over Lotus' 64 KiB message limit"), "{err}");
+    }
+
+    #[test]
+    fn commit_collateral_is_the_pledge_less_the_precommit_deposit() {
+        // lotus storage/pipeline/commit_batch.go:601-604.
+        let atto = TokenAmount::from_atto;
+        assert_eq!(commit_collateral(&atto(11_000), &atto(1_100)), atto(9_900));
+        assert_eq!(commit_collateral(&atto(1_000), &atto(1_100)), atto(0), "never negative");
     }
 }
