@@ -1,6 +1,7 @@
 //! The miner actor's sealing and proving rules (builtin-actors v18 `actors/miner/src/lib.rs`):
 //! precommit validation, prove-commit with real proof verification, deadline and partition
-//! assignment, window PoSt, fault and recovery declarations, and missed-PoSt faults at deadline end.
+//! assignment, window PoSt, fault and recovery declarations, missed-PoSt faults at deadline end,
+//! and the funds that pay for them: the balance, precommit deposits and initial pledge.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -52,6 +53,32 @@ fn forbidden(message: impl Into<String>) -> ActorError {
 
 fn not_found(message: impl Into<String>) -> ActorError {
     ActorError { code: ExitCode::USR_NOT_FOUND, message: message.into() }
+}
+
+fn insufficient_funds(message: impl Into<String>) -> ActorError {
+    ActorError { code: ExitCode::USR_INSUFFICIENT_FUNDS, message: message.into() }
+}
+
+/// The miner's funds as its state tracks them (builtin-actors actors/miner/src/state.rs): the
+/// actor's balance and the parts of it locked as precommit deposits and as initial pledge. Nothing
+/// here vests and no fee debt accrues, so the state's `locked_funds` and `fee_debt` stay zero.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Funds {
+    pub balance: TokenAmount,
+    pub pre_commit_deposits: TokenAmount,
+    pub initial_pledge: TokenAmount,
+}
+
+impl Funds {
+    /// `get_unlocked_balance` (state.rs:954-961): the balance less what is locked.
+    pub fn unlocked(&self) -> TokenAmount {
+        &self.balance - &self.pre_commit_deposits - &self.initial_pledge
+    }
+
+    /// `get_available_balance` (state.rs:965-971): the unlocked balance less the fee debt (none).
+    pub fn available(&self) -> TokenAmount {
+        self.unlocked()
+    }
 }
 
 /// What a method runs against: the epoch, the chain's randomness, the proof verifier.
@@ -111,6 +138,7 @@ pub struct MinerSetup {
 
 pub struct MinerActor {
     setup: MinerSetup,
+    funds: Funds,
     allocated: BitField,
     precommits: BTreeMap<SectorNumber, PreCommit>,
     sectors: BTreeMap<SectorNumber, Sector>,
@@ -118,10 +146,13 @@ pub struct MinerActor {
 }
 
 impl MinerActor {
-    pub fn new(setup: MinerSetup) -> Self {
+    /// A miner holding `balance`, none of it locked.
+    pub fn new(setup: MinerSetup, balance: TokenAmount) -> Self {
         let n = setup.policy.window_post.period_deadlines as usize;
+        let zero = TokenAmount::from_atto(0);
         Self {
             setup,
+            funds: Funds { balance, pre_commit_deposits: zero.clone(), initial_pledge: zero },
             allocated: BitField::new(),
             precommits: BTreeMap::new(),
             sectors: BTreeMap::new(),
@@ -146,6 +177,26 @@ impl MinerActor {
         DeadlineInfo::current(self.setup.proving_period_offset, curr, &self.policy().window_post).next_not_elapsed()
     }
 
+    pub fn funds(&self) -> &Funds {
+        &self.funds
+    }
+
+    /// Runs a method of a message carrying `value`. The VM transfers the value to the actor before
+    /// invoking it, so the method sees it in its balance (ref-fvm fvm/src/call_manager/
+    /// default.rs:686-691), and runs the message in a transaction that reverts the state, transfer
+    /// included, when the exit code is not 0 (fvm/src/executor/default.rs:144-155,
+    /// call_manager/default.rs:245-263). Methods validate before they change anything, so only the
+    /// funds need restoring.
+    pub fn receive<R>(&mut self, value: &TokenAmount, method: impl FnOnce(&mut Self) -> Result<R, ActorError>) -> Result<R, ActorError> {
+        let before = self.funds.clone();
+        self.funds.balance += value;
+        let result = method(self);
+        if result.is_err() {
+            self.funds = before;
+        }
+        result
+    }
+
     pub fn check_caller(&self, caller: &Address) -> Result<(), ActorError> {
         match caller.id() {
             Ok(id) if self.setup.callers.contains(&id) => Ok(()),
@@ -167,13 +218,23 @@ impl MinerActor {
             }
             self.validate_pre_commit(curr, s)?;
         }
+        // The available balance (the message's value included) must cover every sector's deposit
+        // (builtin-actors actors/miner/src/lib.rs:1342-1350, :1435-1437), checked before the
+        // sector numbers are allocated (:1445).
+        let deposit = &self.setup.pre_commit_deposit;
+        let total_deposit = deposit * params.sectors.len() as u64;
+        let available = self.funds.available();
+        if available < total_deposit {
+            return Err(insufficient_funds(format!("insufficient funds {available} for pre-commit deposit: {total_deposit}")));
+        }
+        if let Some(s) = params.sectors.iter().find(|s| self.allocated.get(s.sector_number)) {
+            return Err(illegal_argument(format!("sector numbers [{}] already allocated", s.sector_number)));
+        }
+        self.funds.pre_commit_deposits += &total_deposit;
         for s in params.sectors {
             self.allocated.set(s.sector_number);
             let clean_up_at = self.clean_up_epoch(curr, s.seal_proof);
-            self.precommits.insert(
-                s.sector_number,
-                PreCommit { info: s, pre_commit_epoch: curr, deposit: self.setup.pre_commit_deposit.clone(), clean_up_at },
-            );
+            self.precommits.insert(s.sector_number, PreCommit { info: s, pre_commit_epoch: curr, deposit: deposit.clone(), clean_up_at });
         }
         Ok(())
     }
@@ -245,9 +306,6 @@ impl MinerActor {
                 s.expiration,
                 self.policy().max_sector_expiration_extension
             )));
-        }
-        if self.allocated.get(n) {
-            return Err(illegal_argument(format!("sector numbers [{n}] already allocated")));
         }
         Ok(())
     }
@@ -388,16 +446,34 @@ impl MinerActor {
         {
             return Err(first.clone());
         }
-        for (i, pc) in candidates {
-            if failures.contains_key(&i) {
-                continue;
-            }
+        let activated: Vec<PreCommit> =
+            candidates.into_iter().filter(|(i, _)| !failures.contains_key(i)).map(|(_, pc)| pc).collect();
+        self.lock_pledge(&activated)?;
+        for pc in activated {
             self.activate(curr, pc);
         }
         Ok(BatchReturn {
             success_count: (n - failures.len()) as u32,
             fail_codes: failures.iter().map(|(i, e)| FailCode { idx: *i as u32, code: e.code }).collect(),
         })
+    }
+
+    /// The funds side of activating `sectors` (`activate_new_sector_infos`, builtin-actors
+    /// actors/miner/src/lib.rs:5325-5326, :5372-5391): their precommit deposits are unlocked, then
+    /// the unlocked balance must cover their initial pledge, which is locked; otherwise the whole
+    /// message fails.
+    fn lock_pledge(&mut self, sectors: &[PreCommit]) -> Result<(), ActorError> {
+        let deposits = sectors.iter().fold(TokenAmount::from_atto(0), |sum, pc| sum + &pc.deposit);
+        let total_pledge = &self.setup.initial_pledge * sectors.len() as u64;
+        let after = Funds { pre_commit_deposits: &self.funds.pre_commit_deposits - &deposits, ..self.funds.clone() };
+        let unlocked = after.unlocked();
+        if unlocked < total_pledge {
+            return Err(insufficient_funds(format!(
+                "insufficient funds for aggregate initial pledge requirement {total_pledge}, available: {unlocked}"
+            )));
+        }
+        self.funds = Funds { initial_pledge: &after.initial_pledge + &total_pledge, ..after };
+        Ok(())
     }
 
     fn seal_verify_info(&self, env: &Env, pc: &PreCommit) -> Result<SealVerifyInfo, ActorError> {
@@ -628,14 +704,17 @@ impl MinerActor {
 
     /// At the last epoch of a deadline (`handle_proving_deadline`, builtin-actors
     /// actors/miner/src/lib.rs:4230): expired precommits whose clean-up epoch has come are
-    /// deleted (state.rs:1017-1060, called at lib.rs:4251-4252), partitions without a PoSt lose
-    /// their sectors to faults (unproven ones included) and pending recoveries fail.
+    /// deleted and their deposits burnt (state.rs:1017-1071, called at lib.rs:4251-4262),
+    /// partitions without a PoSt lose their sectors to faults (unproven ones included) and pending
+    /// recoveries fail.
     pub fn on_epoch(&mut self, curr: ChainEpoch) {
         let dl_info = self.deadline_info(curr);
         if curr != dl_info.last() {
             return;
         }
-        self.precommits.retain(|_, pc| pc.clean_up_at > curr);
+        let expired: Vec<SectorNumber> =
+            self.precommits.iter().filter(|(_, pc)| pc.clean_up_at <= curr).map(|(n, _)| *n).collect();
+        self.burn_precommits(&expired);
         let dl = &mut self.deadlines[dl_info.index as usize];
         for (i, part) in dl.partitions.iter_mut().enumerate() {
             if !dl.post_submissions.get(i as u64) {
@@ -647,16 +726,26 @@ impl MinerActor {
         dl.post_submissions = BitField::new();
     }
 
-    /// Deletes the precommits of `sectors` now, as the clean-up cron does once they have expired;
-    /// the sector numbers stay allocated.
+    /// Deletes the precommits of `sectors` now and burns their deposits, as the clean-up cron
+    /// does once they have expired; the sector numbers stay allocated.
     pub fn expire_precommits(&mut self, sectors: &[SectorNumber]) -> Result<(), String> {
         if let Some(missing) = sectors.iter().find(|n| !self.precommits.contains_key(n)) {
             return Err(format!("sector {missing} has no precommit to expire"));
         }
-        for n in sectors {
-            self.precommits.remove(n);
-        }
+        self.burn_precommits(sectors);
         Ok(())
+    }
+
+    /// Deletes precommits and burns their deposits: the state unlocks them (state.rs:1055, :1063)
+    /// and charges them as a penalty (lib.rs:4259-4260), which the now unlocked balance repays
+    /// in full and the actor burns (lib.rs:4318-4326, :4352; state.rs:850-877).
+    fn burn_precommits(&mut self, sectors: &[SectorNumber]) {
+        for n in sectors {
+            if let Some(pc) = self.precommits.remove(n) {
+                self.funds.pre_commit_deposits -= &pc.deposit;
+                self.funds.balance -= &pc.deposit;
+            }
+        }
     }
 
     // --- state views -----------------------------------------------------------------------

@@ -138,7 +138,7 @@ impl Chain {
             head_messages: Vec::new(),
             cron_done: config.start_epoch - 1,
             base_fee: TokenAmount::from_atto(config.base_fee),
-            miner: MinerActor::new(setup),
+            miner: MinerActor::new(setup, TokenAmount::from_atto(config.miner_balance)),
             mpool: Mpool::new(wallet, config.inclusion_delay),
             epochs_by_key: HashMap::new(),
             config,
@@ -406,7 +406,8 @@ impl Chain {
         }
     }
 
-    /// Deletes the precommits of `sectors` as the actor's clean-up cron does once they expired.
+    /// Deletes the precommits of `sectors` and burns their deposits, as the actor's clean-up cron
+    /// does once they expired.
     pub fn expire_precommits(&mut self, sectors: &[u64]) -> Result<(), ChainError> {
         self.miner.expire_precommits(sectors).map_err(ChainError::NoPrecommit)
     }
@@ -528,10 +529,10 @@ impl Chain {
             randomness: ChainRandomness { seeds: &self.randomness, null_rounds: &self.null_rounds },
             verifier: verifier.as_ref(),
         };
-        let result = match self.miner.check_caller(&caller) {
-            Ok(()) => Self::dispatch(&mut self.miner, &env, msg),
-            Err(e) => Err(e),
-        };
+        let result = self.miner.receive(&msg.value, |miner| {
+            miner.check_caller(&caller)?;
+            Self::dispatch(miner, &env, msg)
+        });
         match result {
             Ok(ret) => (ExitCode::OK, ret),
             Err(e) => {
@@ -630,12 +631,23 @@ mod tests {
         }
     }
 
+    /// A miner holding 1 FIL from the start, which covers the deposits and pledges of every
+    /// sector these tests precommit and prove without value; the funds tests start from none.
     fn config() -> SimConfig {
-        SimConfig { epoch_duration_ms: 0, ..SimConfig::default() }
+        SimConfig { epoch_duration_ms: 0, miner_balance: 1_000_000_000_000_000_000, ..SimConfig::default() }
     }
 
     fn chain() -> Chain {
         Chain::new(config(), Arc::new(Fake))
+    }
+
+    /// A new miner: no balance, as `minerBalance` defaults to.
+    fn unfunded() -> Chain {
+        Chain::new(SimConfig { miner_balance: 0, ..config() }, Arc::new(Fake))
+    }
+
+    fn atto(n: u64) -> TokenAmount {
+        TokenAmount::from_atto(n)
     }
 
     fn worker() -> ChainAddress {
@@ -680,8 +692,19 @@ mod tests {
 
     /// Pushes a message from the worker and advances until it executes; returns its receipt.
     fn send<P: serde::Serialize>(c: &mut Chain, method: MinerMethod, params: &P) -> MessageReceipt {
-        let signed = c.push_message(message(c, worker(), method, params), None).unwrap();
+        send_paying(c, method, params, atto(0))
+    }
+
+    /// `send` with `value` attached.
+    fn send_paying<P: serde::Serialize>(c: &mut Chain, method: MinerMethod, params: &P, value: TokenAmount) -> MessageReceipt {
+        let msg = Message { value, ..message(c, worker(), method, params) };
+        let signed = c.push_message(msg, None).unwrap();
         land(c, &signed.cid)
+    }
+
+    fn funds(c: &Chain) -> (TokenAmount, TokenAmount, TokenAmount) {
+        let f = c.miner().funds();
+        (f.balance.clone(), f.pre_commit_deposits.clone(), f.initial_pledge.clone())
     }
 
     fn precommit(c: &mut Chain, infos: Vec<SectorPreCommitInfo>) -> MessageReceipt {
@@ -1232,6 +1255,149 @@ mod tests {
         let r = land(&mut c, &short.cid);
         assert_eq!((r.exit_code, r.gas_used), (ExitCode::SYS_OUT_OF_GAS, short.message.gas_limit));
         assert!(!c.miner().is_allocated(2));
+    }
+
+    // --- funds ---------------------------------------------------------------------------------
+
+    const DEPOSIT: u64 = 1_000_000_000;
+    const PLEDGE: u64 = 10_000_000_000;
+
+    #[test]
+    fn a_precommit_must_bring_the_deposit_of_its_whole_batch() {
+        let mut c = unfunded();
+        assert_eq!((c.config().pre_commit_deposit, c.config().initial_pledge), (DEPOSIT, PLEDGE));
+        let zero = atto(0);
+        // builtin-actors actors/miner/src/lib.rs:1342-1350 takes the available balance (the value
+        // received included, ref-fvm fvm/src/call_manager/default.rs:686-691) and :1435-1437
+        // refuses less than the batch's total deposit with USR_INSUFFICIENT_FUNDS (19): "insufficient
+        // funds {available} for pre-commit deposit: {total}". Nothing changes, the value stays with
+        // the sender (fvm/src/executor/default.rs:144-155, call_manager/default.rs:245-263).
+        let one = PreCommitSectorBatchParams2 { sectors: vec![precommit_info(&c, 1)] };
+        let r = send_paying(&mut c, MinerMethod::PreCommitSectorBatch2, &one, atto(DEPOSIT - 1));
+        assert_eq!(r.exit_code, ExitCode::USR_INSUFFICIENT_FUNDS);
+        assert!(c.miner().precommit(1).is_none() && !c.miner().is_allocated(1));
+        assert_eq!(funds(&c), (zero.clone(), zero.clone(), zero.clone()));
+        let two = PreCommitSectorBatchParams2 { sectors: vec![precommit_info(&c, 1), precommit_info(&c, 2)] };
+        let r = send_paying(&mut c, MinerMethod::PreCommitSectorBatch2, &two, atto(DEPOSIT));
+        assert_eq!(r.exit_code, ExitCode::USR_INSUFFICIENT_FUNDS, "one deposit for two sectors");
+        assert_eq!(funds(&c), (zero.clone(), zero.clone(), zero.clone()));
+
+        // Exactly the deposit: locked as pre_commit_deposits (lib.rs:1438-1444), recorded as the
+        // precommit's deposit (:1416-1420), nothing left available.
+        let one = PreCommitSectorBatchParams2 { sectors: vec![precommit_info(&c, 1)] };
+        assert_eq!(send_paying(&mut c, MinerMethod::PreCommitSectorBatch2, &one, atto(DEPOSIT)).exit_code, ExitCode::OK);
+        assert_eq!(c.miner().precommit(1).unwrap().pre_commit_deposit, atto(DEPOSIT));
+        assert_eq!(funds(&c), (atto(DEPOSIT), atto(DEPOSIT), zero.clone()));
+        assert_eq!(c.miner().funds().available(), zero);
+
+        // Funds are checked before the sector numbers are allocated (lib.rs:1435 before :1445): a
+        // taken number with too little value fails for the funds.
+        let again = PreCommitSectorBatchParams2 { sectors: vec![precommit_info(&c, 1)] };
+        assert_eq!(send(&mut c, MinerMethod::PreCommitSectorBatch2, &again).exit_code, ExitCode::USR_INSUFFICIENT_FUNDS);
+        let r = send_paying(&mut c, MinerMethod::PreCommitSectorBatch2, &again, atto(DEPOSIT));
+        assert_eq!(r.exit_code, ExitCode::USR_ILLEGAL_ARGUMENT, "already allocated");
+        assert_eq!(funds(&c), (atto(DEPOSIT), atto(DEPOSIT), zero));
+    }
+
+    #[test]
+    fn a_failed_message_transfers_nothing() {
+        let mut c = unfunded();
+        let paid = atto(5 * DEPOSIT);
+        // Refused by the actor (a ticket from the future, lib.rs:1283-1290): the VM reverts the
+        // transfer with the state (ref-fvm fvm/src/executor/default.rs:144-155 runs the message in
+        // a transaction, fvm/src/call_manager/default.rs:245-263 reverts it on a non-zero exit).
+        let mut info = precommit_info(&c, 1);
+        info.seal_rand_epoch = c.head() + 5;
+        let bad = PreCommitSectorBatchParams2 { sectors: vec![info] };
+        let r = send_paying(&mut c, MinerMethod::PreCommitSectorBatch2, &bad, paid.clone());
+        assert_eq!(r.exit_code, ExitCode::USR_ILLEGAL_ARGUMENT);
+        assert_eq!(c.miner().funds().balance, atto(0));
+        // An injected failure changes nothing either.
+        c.mpool_mut().fail_next(FaultRule { method: Some(28), count: 1, exit_code: Some(7), epochs: None, sector: None });
+        let good = PreCommitSectorBatchParams2 { sectors: vec![precommit_info(&c, 1)] };
+        let r = send_paying(&mut c, MinerMethod::PreCommitSectorBatch2, &good, paid.clone());
+        assert_eq!(r.exit_code, ExitCode::SYS_OUT_OF_GAS);
+        assert_eq!(c.miner().funds().balance, atto(0));
+        // Nor does running out of gas (the third message from the worker's key: nonce 2).
+        let key = c.mpool().wallet().key_of(1002).unwrap();
+        let msg = Message { from: key, nonce: 2, value: paid.clone(), ..message(&c, worker(), MinerMethod::PreCommitSectorBatch2, &good) };
+        let est = c.estimate_gas(msg, None).unwrap();
+        let starved = c.sign_message(&key, Message { gas_limit: gas::gas_used(&est).unwrap() - 1, ..est }).unwrap();
+        c.push(starved.clone()).unwrap();
+        assert_eq!(land(&mut c, &starved.cid).exit_code, ExitCode::SYS_OUT_OF_GAS);
+        assert_eq!(c.miner().funds().balance, atto(0));
+        // A message that succeeds keeps its value: the deposit is locked, the rest available.
+        assert_eq!(send_paying(&mut c, MinerMethod::PreCommitSectorBatch2, &good, paid.clone()).exit_code, ExitCode::OK);
+        assert_eq!(funds(&c), (paid, atto(DEPOSIT), atto(0)));
+        assert_eq!(c.miner().funds().available(), atto(4 * DEPOSIT));
+    }
+
+    #[test]
+    fn a_commit_brings_the_pledge_less_the_deposit_or_fails_whole() {
+        let mut c = unfunded();
+        let two = PreCommitSectorBatchParams2 { sectors: vec![precommit_info(&c, 1), precommit_info(&c, 2)] };
+        assert_eq!(send_paying(&mut c, MinerMethod::PreCommitSectorBatch2, &two, atto(2 * DEPOSIT)).exit_code, ExitCode::OK);
+        let pc_epoch = c.miner().precommit(1).unwrap().pre_commit_epoch;
+        let seed_epoch = c.config().policy.seed_epoch(pc_epoch);
+        advance_to(&mut c, seed_epoch);
+        let before = funds(&c);
+
+        // activate_new_sector_infos unlocks the activated sectors' deposits (lib.rs:5325, :5372-
+        // 5375), then requires the unlocked balance to cover their initial pledge or fails the
+        // message with USR_INSUFFICIENT_FUNDS (:5377-5387), whatever require_activation_success:
+        // one unit short of pledge − deposit fails both sectors and keeps the value out.
+        let both = prove_commit_per_sector(vec![(1, seal_proof(&c, 1)), (2, seal_proof(&c, 2))], false).unwrap();
+        let short = atto(2 * (PLEDGE - DEPOSIT) - 1);
+        assert_eq!(send_paying(&mut c, MinerMethod::ProveCommitSectors3, &both, short).exit_code, ExitCode::USR_INSUFFICIENT_FUNDS);
+        assert!(c.miner().sector(1).is_none() && c.miner().sector(2).is_none());
+        assert!(c.miner().precommit(1).is_some() && c.miner().precommit(2).is_some());
+        assert_eq!(funds(&c), before);
+
+        // Sector 2's proof is bad and it fails alone (lib.rs:1572-1590): only sector 1's deposit
+        // is unlocked and only its pledge locked (:5389-5391). It pays pledge − deposit plus an
+        // overpayment, which is all that becomes available.
+        let available = c.miner().funds().available();
+        let one_good = prove_commit_per_sector(vec![(1, seal_proof(&c, 1)), (2, vec![9; 64])], false).unwrap();
+        let over = atto(123);
+        let r = send_paying(&mut c, MinerMethod::ProveCommitSectors3, &one_good, atto(PLEDGE - DEPOSIT) + &over);
+        assert_eq!(r.exit_code, ExitCode::OK);
+        let ret: BatchReturn = params::decode(&r.r#return).unwrap();
+        assert_eq!((ret.code_of(0), ret.code_of(1)), (ExitCode::OK, ExitCode::USR_ILLEGAL_ARGUMENT));
+        assert_eq!(c.miner().sector(1).unwrap().initial_pledge, atto(PLEDGE));
+        assert_eq!(funds(&c), (atto(2 * DEPOSIT + PLEDGE - DEPOSIT + 123), atto(DEPOSIT), atto(PLEDGE)));
+        assert_eq!(c.miner().funds().available(), available + over);
+
+        // Exactly pledge − deposit for sector 2: nothing more becomes available.
+        let available = c.miner().funds().available();
+        let last = prove_commit_per_sector(vec![(2, seal_proof(&c, 2))], true).unwrap();
+        assert_eq!(send_paying(&mut c, MinerMethod::ProveCommitSectors3, &last, atto(PLEDGE - DEPOSIT)).exit_code, ExitCode::OK);
+        assert_eq!(funds(&c), (atto(2 * PLEDGE + 123), atto(0), atto(2 * PLEDGE)));
+        assert_eq!(c.miner().funds().available(), available);
+    }
+
+    #[test]
+    fn an_expired_precommits_deposit_is_burnt() {
+        let mut c = unfunded();
+        let over = atto(7);
+        let two = PreCommitSectorBatchParams2 { sectors: vec![precommit_info(&c, 1), precommit_info(&c, 2)] };
+        assert_eq!(send_paying(&mut c, MinerMethod::PreCommitSectorBatch2, &two, atto(2 * DEPOSIT) + &over).exit_code, ExitCode::OK);
+        let pc_epoch = c.miner().precommit(2).unwrap().pre_commit_epoch;
+
+        // Sim.ExpirePrecommits does what the clean-up cron does.
+        c.expire_precommits(&[1]).unwrap();
+        assert_eq!(funds(&c), (atto(DEPOSIT) + &over, atto(DEPOSIT), atto(0)));
+
+        // The deadline cron deletes the expired precommit and unlocks its deposit (builtin-actors
+        // actors/miner/src/state.rs:1055, :1063), charges it as a penalty (lib.rs:4251-4262) that
+        // the unlocked balance repays (state.rs:850-877, lib.rs:4318-4326) and burns it (:4352):
+        // it leaves the balance, the overpayment stays available.
+        let policy = c.config().policy;
+        let deadline = policy.prove_commit_deadline(pc_epoch, RegisteredSealProof::StackedDRG2KiBV1P1).unwrap();
+        let clean_up = (deadline + 960 + 3) / 4 * 4;
+        advance_to(&mut c, clean_up + 4);
+        assert!(c.miner().precommit(2).is_none());
+        assert_eq!(funds(&c), (over.clone(), atto(0), atto(0)));
+        assert_eq!(c.miner().funds().available(), over);
     }
 
     #[test]

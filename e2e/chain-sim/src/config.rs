@@ -53,9 +53,13 @@ pub struct SimConfig {
     pub base_fee: u64,
     /// The premium gas estimation suggests, in attoFIL per gas unit.
     pub gas_premium: u64,
-    /// Answers of the deposit and pledge estimates, in attoFIL.
+    /// The deposit each precommitted sector locks and the pledge each activated sector locks, in
+    /// attoFIL; the estimates answer them ×110/100, as Lotus does.
     pub pre_commit_deposit: u64,
     pub initial_pledge: u64,
+    /// The miner actor's balance at the start, in attoFIL, none of it locked. A new miner has
+    /// none: its messages pay their deposits and pledges in their value.
+    pub miner_balance: u64,
     /// If set, every RPC must carry `Authorization: Bearer <token>`. Never written back out
     /// (`Sim.Config` leaves it out).
     #[serde(skip_serializing)]
@@ -92,6 +96,7 @@ impl Default for SimConfig {
             gas_premium: 1000,
             pre_commit_deposit: 1_000_000_000,
             initial_pledge: 10_000_000_000,
+            miner_balance: 0,
             api_token: None,
         }
     }
@@ -162,7 +167,9 @@ mod tests {
         let text = serde_json::to_string(&c).unwrap();
         assert_eq!(serde_json::from_str::<SimConfig>(&text).unwrap(), c);
         let partial: SimConfig = serde_json::from_str(r#"{"epochDurationMs": 200}"#).unwrap();
-        assert_eq!(partial.epoch_duration_ms, 200);
+        assert_eq!((partial.epoch_duration_ms, partial.miner_balance), (200, 0), "a new miner holds nothing");
+        let funded: SimConfig = serde_json::from_str(r#"{"minerBalance": 5000000000}"#).unwrap();
+        assert_eq!(funded.miner_balance, 5_000_000_000);
         assert!(serde_json::from_str::<SimConfig>(r#"{"epochDuration": 200}"#).is_err(), "typos are rejected");
     }
 

@@ -29,6 +29,9 @@ const ON_CHAIN_MESSAGE_STORAGE_PER_BYTE: i64 = 1300;
 const ACTOR_UPDATE: i64 = 475_000;
 /// `send_invoke_method` (price_list.rs:97).
 const SEND_INVOKE_METHOD: i64 = 75_000;
+/// `send_transfer_funds` (price_list.rs:96, `on_value_transfer` :633-635): charged when a message
+/// carries value (fvm/src/call_manager/default.rs:686-691).
+pub const SEND_TRANSFER_FUNDS: i64 = 6_000;
 
 /// `verify_seal_base` (price_list.rs:316), charged per sector of a batch verification
 /// (fvm/src/kernel/filecoin.rs:170-180).
@@ -75,10 +78,11 @@ pub fn verify_aggregate_seals(n: u64) -> i64 {
     VERIFY_AGGREGATE_SEAL_PER_PROOF * n as i64 + step
 }
 
-/// The gas a message uses: its inclusion plus the execution of its method. The same whatever the
-/// outcome: the model has no partial execution.
+/// The gas a message uses: its inclusion, the transfer of its value if any, and the execution of
+/// its method. The same whatever the outcome: the model has no partial execution.
 pub fn gas_used(msg: &Message) -> Result<i64, MessageError> {
-    Ok(on_chain_message(msg.encoded_len()?) + execution(msg.method, &msg.params))
+    let transfer = if msg.value.is_zero() { 0 } else { SEND_TRANSFER_FUNDS };
+    Ok(on_chain_message(msg.encoded_len()?) + transfer + execution(msg.method, &msg.params))
 }
 
 fn execution(method: u64, bytes: &[u8]) -> i64 {
@@ -185,6 +189,16 @@ mod tests {
         assert_eq!(verify_aggregate_seals(6), 6 * 449_900 + 103_994_170);
         assert_eq!(verify_aggregate_seals(7), 7 * 449_900 + 112_356_810);
         assert_eq!(verify_aggregate_seals(819), 819 * 449_900 + 528_274_980);
+    }
+
+    #[test]
+    fn a_message_carrying_value_pays_the_transfer() {
+        // ref-fvm fvm/src/call_manager/default.rs:686-691 charges `on_value_transfer`
+        // (price_list.rs:633-635), 6000 (:96), only for a non-zero value.
+        let with = |atto: u64| miner_message(addr("t01000"), addr("t01002"), MinerMethod::DeclareFaults, &DeclareFaultsParams { faults: vec![] }, TokenAmount::from_atto(atto)).unwrap();
+        let (free, paid) = (with(0), with(1_000_000_000));
+        let storage = ON_CHAIN_MESSAGE_STORAGE_PER_BYTE * (paid.encoded_len().unwrap() - free.encoded_len().unwrap()) as i64;
+        assert_eq!(gas_used(&paid).unwrap() - gas_used(&free).unwrap(), 6000 + storage);
     }
 
     #[test]

@@ -313,6 +313,15 @@ async fn dispatch(state: &Arc<SimState>, method: &str, p: Params) -> Result<Valu
             let _: u64 = p.get(1, "sector size")?;
             to_value(AmountOut(overestimate(&chain.miner().setup().initial_pledge)))?
         }
+        "Filecoin.StateMinerAvailableBalance" => {
+            let addr: ChainAddress = p.get(0, "miner")?;
+            check_miner(&chain, &addr)?;
+            // An unknown key fails; a known one reads the head's parent state, as all state here.
+            chain.resolve(&head_tsk(1)?).map_err(RpcError::server)?;
+            // Lotus adds the funds vested by the tipset's height to the actor's available balance
+            // (node/impl/full/state.go:1670-1696); nothing vests here.
+            to_value(AmountOut(chain.miner().funds().available()))?
+        }
         "Filecoin.GasEstimateMessageGas" => {
             let msg: Message = p.get(0, "message")?;
             let spec: Option<MessageSendSpec> = p.get(1, "send spec")?;

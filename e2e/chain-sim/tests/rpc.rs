@@ -1,7 +1,8 @@
 //! The simulator through the real client over HTTP: Lotus JSON shapes, randomness, MsgUuid
 //! idempotency, precommit checks, injected failures and resubmission, ticket expiry, base-fee
-//! spikes, replacement of a stuck message, null rounds, auth, and the epoch clock. No proof is
-//! verified here (see slow_seal_prove_post.rs).
+//! spikes, replacement of a stuck message, null rounds, the miner's available balance, auth, and
+//! the epoch clock. No proof is verified here (see slow_seal_prove_post.rs). Precommits pay the
+//! deposit Lotus estimates, as the operator does, from a miner that starts with no balance.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -67,9 +68,39 @@ impl Harness {
         }
     }
 
+    /// `StateMinerPreCommitDepositForPower`: what the operator pays to precommit a sector.
+    async fn deposit(&self, info: &SectorPreCommitInfo) -> TokenAmount {
+        let query = filecoin_chain::miner::SectorPreCommitInfo {
+            seal_proof: info.seal_proof,
+            sector_number: info.sector_number,
+            sealed_cid: info.sealed_cid,
+            seal_rand_epoch: info.seal_rand_epoch,
+            deal_ids: vec![],
+            expiration: info.expiration,
+            unsealed_cid: info.unsealed_cid.0,
+        };
+        self.client.state_miner_pre_commit_deposit_for_power(&self.miner, &query, &TipSetKey::head()).await.unwrap()
+    }
+
+    /// `Filecoin.StateMinerAvailableBalance` as JSON-RPC, which the client does not wrap.
+    async fn available_balance(&self, miner: &str) -> Result<String, String> {
+        let body = serde_json::json!({
+            "jsonrpc": "2.0", "id": 1, "method": "Filecoin.StateMinerAvailableBalance",
+            "params": [miner, TipSetKey::head()],
+        });
+        let reply: serde_json::Value =
+            reqwest::Client::new().post(self.sim.url()).bearer_auth(TOKEN).json(&body).send().await.unwrap().json().await.unwrap();
+        match reply.get("error") {
+            Some(e) => Err(e["message"].as_str().unwrap().to_owned()),
+            None => Ok(reply["result"].as_str().unwrap().to_owned()),
+        }
+    }
+
+    /// A one-sector precommit paying the estimated deposit.
     async fn push_precommit(&self, info: SectorPreCommitInfo, uid: &str, attempt: u32) -> SignedMessage {
+        let deposit = self.deposit(&info).await;
         let params = PreCommitSectorBatchParams2 { sectors: vec![info] };
-        let msg = miner_message(self.miner, self.worker, MinerMethod::PreCommitSectorBatch2, &params, TokenAmount::from_atto(0)).unwrap();
+        let msg = miner_message(self.miner, self.worker, MinerMethod::PreCommitSectorBatch2, &params, deposit).unwrap();
         let spec = MessageSendSpec::new(msg_uuid(uid, "precommit", attempt), TokenAmount::from_atto(0));
         self.client.mpool_push_message(&msg, Some(&spec)).await.unwrap()
     }
@@ -302,8 +333,9 @@ async fn aggregate_prove_commit_goes_through_the_aggregate_verifier() {
     let h = start(manual_clock()).await;
     let head = h.head().await;
     let infos: Vec<_> = (20..24).map(|n| h.precommit_info(n, head - 10, head)).collect();
+    let deposits = h.deposit(&infos[0]).await * 4u64;
     let params = PreCommitSectorBatchParams2 { sectors: infos };
-    let msg = miner_message(h.miner, h.worker, MinerMethod::PreCommitSectorBatch2, &params, TokenAmount::from_atto(0)).unwrap();
+    let msg = miner_message(h.miner, h.worker, MinerMethod::PreCommitSectorBatch2, &params, deposits).unwrap();
     let signed = h.client.mpool_push_message(&msg, None).await.unwrap();
     assert_eq!(h.land(&signed).await, ExitCode::OK);
     let pc = h.client.state_sector_precommit_info(&h.miner, 20, &TipSetKey::head()).await.unwrap().unwrap();
@@ -450,7 +482,12 @@ async fn expired_precommits_are_gone_and_their_prove_commit_fails_whole() {
     let head = h.head().await;
     let signed = h.push_precommit(h.precommit_info(60, head - 10, head), "sector-60-uid", 0).await;
     assert_eq!(h.land(&signed).await, ExitCode::OK);
+    // The estimate paid is ×110/100 of the deposit locked; the rest is available.
+    assert_eq!(h.available_balance("t01000").await.unwrap(), "100000000");
     h.control.expire_precommits(&[60]).await.unwrap();
+    // The deposit is burnt (builtin-actors actors/miner/src/state.rs:1055-1063, lib.rs:4251-4262,
+    // :4318-4326, :4352): it leaves the balance rather than becoming available.
+    assert_eq!(h.available_balance("t01000").await.unwrap(), "100000000");
     assert!(h.client.state_sector_precommit_info(&h.miner, 60, &TipSetKey::head()).await.unwrap().is_none());
     assert!(h.client.state_miner_sector_allocated(&h.miner, 60, &TipSetKey::head()).await.unwrap());
     let err = h.control.expire_precommits(&[61]).await.unwrap_err().to_string();
@@ -460,4 +497,36 @@ async fn expired_precommits_are_gone_and_their_prove_commit_fails_whole() {
     let msg = miner_message(h.miner, h.worker, MinerMethod::ProveCommitSectors3, &commit, TokenAmount::from_atto(0)).unwrap();
     let signed = h.client.mpool_push_message(&msg, None).await.unwrap();
     assert_eq!(h.land(&signed).await, ExitCode::USR_NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_available_balance_is_the_balance_less_what_is_locked() {
+    // StateMinerAvailableBalance [miner, tsk] (lotus api/api_full.go:478-483): the actor's
+    // available balance, `get_available_balance` (builtin-actors actors/miner/src/state.rs:954-971,
+    // through lotus chain/actors/builtin/miner/v18.go:59-69), plus the funds vested by then
+    // (node/impl/full/state.go:1670-1696), none here; an attoFIL decimal string.
+    let h = start(SimConfig { miner_balance: 500, ..manual_clock() }).await;
+    assert_eq!(h.available_balance("t01000").await.unwrap(), "500");
+    let err = h.available_balance("t09999").await.unwrap_err();
+    assert!(err.contains("actor t09999 not found"), "{err}");
+
+    // A precommit paying less than its deposit, starting balance included, fails with 19
+    // (builtin-actors actors/miner/src/lib.rs:1435-1437) and its value stays with the sender.
+    let head = h.head().await;
+    let info = h.precommit_info(70, head - 10, head);
+    let deposit = TokenAmount::from_atto(SimConfig::default().pre_commit_deposit);
+    let params = PreCommitSectorBatchParams2 { sectors: vec![info] };
+    let short = miner_message(h.miner, h.worker, MinerMethod::PreCommitSectorBatch2, &params, deposit.clone() - TokenAmount::from_atto(501)).unwrap();
+    let signed = h.client.mpool_push_message(&short, None).await.unwrap();
+    assert_eq!(h.land(&signed).await, ExitCode::USR_INSUFFICIENT_FUNDS);
+    assert_eq!(h.available_balance("t01000").await.unwrap(), "500");
+    assert!(!h.client.state_miner_sector_allocated(&h.miner, 70, &TipSetKey::head()).await.unwrap());
+
+    // The starting balance makes up the last 500: the whole deposit is locked, nothing is left.
+    let exact = miner_message(h.miner, h.worker, MinerMethod::PreCommitSectorBatch2, &params, deposit.clone() - TokenAmount::from_atto(500)).unwrap();
+    let signed = h.client.mpool_push_message(&exact, None).await.unwrap();
+    assert_eq!(h.land(&signed).await, ExitCode::OK);
+    assert_eq!(h.available_balance("t01000").await.unwrap(), "0");
+    let pc = h.client.state_sector_precommit_info(&h.miner, 70, &TipSetKey::head()).await.unwrap().unwrap();
+    assert_eq!(pc.pre_commit_deposit, deposit);
 }

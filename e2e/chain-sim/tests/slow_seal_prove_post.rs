@@ -89,7 +89,8 @@ struct Node {
 }
 
 async fn node() -> Node {
-    let config = SimConfig { epoch_duration_ms: 0, ..SimConfig::default() };
+    // The miner holds enough to lock the deposit and pledge, so the messages carry no value.
+    let config = SimConfig { epoch_duration_ms: 0, miner_balance: 1_000_000_000_000_000_000, ..SimConfig::default() };
     let sim = RunningSim::start(config, Arc::new(FilecoinProofs), "127.0.0.1:0".parse().unwrap()).await.unwrap();
     let client = LotusClient::new(ClientConfig::new(sim.url(), None)).unwrap();
     let control = SimControl::new(sim.url(), None);
