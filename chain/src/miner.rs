@@ -89,6 +89,21 @@ pub struct SectorPreCommitInfo {
     pub unsealed_cid: Option<Cid>,
 }
 
+impl From<&crate::params::SectorPreCommitInfo> for SectorPreCommitInfo {
+    /// The JSON form of a precommit's CBOR parameters (what the deposit estimate takes).
+    fn from(info: &crate::params::SectorPreCommitInfo) -> Self {
+        Self {
+            seal_proof: info.seal_proof,
+            sector_number: info.sector_number,
+            sealed_cid: info.sealed_cid,
+            seal_rand_epoch: info.seal_rand_epoch,
+            deal_ids: info.deal_ids.clone(),
+            expiration: info.expiration,
+            unsealed_cid: info.unsealed_cid.0,
+        }
+    }
+}
+
 /// `miner.SectorPreCommitOnChainInfo` (`StateSectorPreCommitInfo`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]

@@ -756,7 +756,7 @@ impl MinerActor {
 
     pub fn precommit(&self, n: SectorNumber) -> Option<miner::SectorPreCommitOnChainInfo> {
         self.precommits.get(&n).map(|pc| miner::SectorPreCommitOnChainInfo {
-            info: precommit_json(&pc.info),
+            info: miner::SectorPreCommitInfo::from(&pc.info),
             pre_commit_deposit: pc.deposit.clone(),
             pre_commit_epoch: pc.pre_commit_epoch,
         })
@@ -838,17 +838,6 @@ impl MinerActor {
     }
 }
 
-pub fn precommit_json(info: &SectorPreCommitInfo) -> miner::SectorPreCommitInfo {
-    miner::SectorPreCommitInfo {
-        seal_proof: info.seal_proof,
-        sector_number: info.sector_number,
-        sealed_cid: info.sealed_cid,
-        seal_rand_epoch: info.seal_rand_epoch,
-        deal_ids: info.deal_ids.clone(),
-        expiration: info.expiration,
-        unsealed_cid: info.unsealed_cid.0,
-    }
-}
 
 fn has_prefix(c: &Cid, codec: u64, mh: u64) -> bool {
     c.version() == cid::Version::V1 && c.codec() == codec && c.hash().code() == mh && c.hash().size() == 32

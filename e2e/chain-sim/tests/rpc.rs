@@ -70,15 +70,7 @@ impl Harness {
 
     /// `StateMinerPreCommitDepositForPower`: what the operator pays to precommit a sector.
     async fn deposit(&self, info: &SectorPreCommitInfo) -> TokenAmount {
-        let query = filecoin_chain::miner::SectorPreCommitInfo {
-            seal_proof: info.seal_proof,
-            sector_number: info.sector_number,
-            sealed_cid: info.sealed_cid,
-            seal_rand_epoch: info.seal_rand_epoch,
-            deal_ids: vec![],
-            expiration: info.expiration,
-            unsealed_cid: info.unsealed_cid.0,
-        };
+        let query = filecoin_chain::miner::SectorPreCommitInfo::from(info);
         self.client.state_miner_pre_commit_deposit_for_power(&self.miner, &query, &TipSetKey::head()).await.unwrap()
     }
 

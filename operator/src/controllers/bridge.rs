@@ -663,15 +663,7 @@ impl Bridge {
                 expiration,
                 unsealed_cid: CompactCommD(unsealed),
             };
-            let query = filecoin_chain::miner::SectorPreCommitInfo {
-                seal_proof: info.seal_proof,
-                sector_number: info.sector_number,
-                sealed_cid: info.sealed_cid,
-                seal_rand_epoch: info.seal_rand_epoch,
-                deal_ids: vec![],
-                expiration: info.expiration,
-                unsealed_cid: info.unsealed_cid.0,
-            };
+            let query = filecoin_chain::miner::SectorPreCommitInfo::from(&info);
             deposits.push(self.lotus.state_miner_pre_commit_deposit_for_power(miner, &query, &TipSetKey::head()).await?);
             sectors.push(info);
         }
