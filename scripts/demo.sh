@@ -94,7 +94,15 @@ nohup "$bin/node-agent" --config "$demo/node-agent.yaml" --kubeconfig "$kubeconf
 echo $! >"$demo/node-agent.pid"
 
 chain_port=$(free_port)
-nohup "$bin/chain-sim" --listen "127.0.0.1:$chain_port" --epoch-duration-ms 1000 >"$demo/chain-sim.log" 2>&1 &
+# A 2k devnet whose proving period is 192 one-second epochs, in 16 deadlines of 12 epochs: every
+# deadline comes round in about three minutes, and a window PoSt has 12 s to land.
+cat >"$demo/chain-sim.json" <<JSON
+{"epochDurationMs": 1000, "policy": {"preCommitChallengeDelay": 10, "maxPreCommitRandomnessLookback": 3780,
+ "sealRandomnessLookback": 900, "interactivePorepConfidence": 6, "minSectorExpiration": 518400,
+ "maxSectorExpirationExtension": 3680640, "windowPost": {"period_deadlines": 16, "proving_period": 192,
+ "challenge_window": 12, "challenge_lookback": 4, "fault_declaration_cutoff": 8}}}
+JSON
+nohup "$bin/chain-sim" --listen "127.0.0.1:$chain_port" --config "$demo/chain-sim.json" >"$demo/chain-sim.log" 2>&1 &
 echo $! >"$demo/chain-sim.pid"
 
 kubectl apply -f crds/ >/dev/null
