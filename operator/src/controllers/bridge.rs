@@ -55,8 +55,6 @@ use crate::crd::{SealingPool, Sector};
 
 /// Epochs a precommit needs to land, kept in hand when checking a ticket.
 const INCLUSION_MARGIN: ChainEpoch = 20;
-/// A message not on chain this many epochs after it was pushed is treated as dropped.
-const DROPPED_AFTER: ChainEpoch = 120;
 const EPOCHS_IN_DAY: ChainEpoch = 2880;
 
 #[derive(Debug, thiserror::Error)]
@@ -807,17 +805,7 @@ impl Bridge {
         let limit = kind.fee_limit(&self.ctx.config, members.len());
         let (landed, code) = match follow(&self.ctx, &self.lotus, &sent, &limit, epoch).await? {
             Progress::Landed(landed, code) => (landed, code),
-            Progress::Pending => {
-                if sent.pushed_at.is_some_and(|at| epoch - at > DROPPED_AFTER) {
-                    for sector in members {
-                        let record = record_of(sector);
-                        let next = self.event(sector, &record, kind.resend())?;
-                        let error = StepError::new(ErrorLevel::Temporary, kind.task().as_str(), format!("message {} not on chain after {DROPPED_AFTER} epochs; sending again", sent.cid));
-                        self.fail(sector, &next, error).await?;
-                    }
-                }
-                return Ok(());
-            }
+            Progress::Pending => return Ok(()),
             Progress::Replaced(replaced, note) => {
                 for sector in members {
                     let mut record = record_of(sector);

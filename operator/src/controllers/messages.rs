@@ -30,6 +30,9 @@ pub async fn push_message(
     Ok((ChainMessage { cid: signed.cid.to_string(), pushed_at: Some(head), ..Default::default() }, signed))
 }
 
+/// With replacement off, a message still not on chain this long after its push is reported.
+const UNREPLACED_WARNING_AFTER: ChainEpoch = 120;
+
 /// Where a sent message stands.
 pub enum Progress {
     /// On chain: the message as it landed (a replacement's CID if a replacement landed) and its
@@ -39,7 +42,9 @@ pub enum Progress {
     Pending,
     /// Not on chain after `fees.replaceAfterEpochs`, and replaced now; the Event text says how.
     Replaced(ChainMessage, String),
-    /// Not on chain, and its maximum fee allows no replacement the message pool would take.
+    /// Not on chain, and not replaced: its maximum fee allows no replacement the message pool
+    /// would take, or replacement is off. The text is the same on every look, so the Events
+    /// it makes fold into one series.
     Stuck(String),
 }
 
@@ -65,8 +70,19 @@ pub async fn follow(
         return Ok(Progress::Landed(landed, code));
     }
     let after = ctx.config.fees.replace_after_epochs;
-    let waited = sent.pushed_at.map(|at| head - at);
-    if after <= 0 || waited.is_none_or(|w| w < after) {
+    let Some(pushed_at) = sent.pushed_at else { return Ok(Progress::Pending) };
+    let waited = head - pushed_at;
+    if after <= 0 {
+        // Never sent again under a new nonce: the first could still land, and twice is worse.
+        if waited > UNREPLACED_WARNING_AFTER {
+            return Ok(Progress::Stuck(format!(
+                "{} is not on chain since epoch {pushed_at}, and fees.replaceAfterEpochs is 0: replace it (`lotus mpool replace --auto`) or turn replacement on",
+                sent.cid
+            )));
+        }
+        return Ok(Progress::Pending);
+    }
+    if waited < after {
         return Ok(Progress::Pending);
     }
     let stuck = lotus.chain_get_message(&cid).await?;
@@ -80,7 +96,7 @@ pub async fn follow(
     let estimate = lotus.gas_estimate_message_gas(&unpriced, Some(&spec), &TipSetKey::head()).await?;
     let message = match replacement(&stuck, &estimate, limit) {
         Ok(message) => message,
-        Err(e) => return Ok(Progress::Stuck(format!("{} is not on chain after {} epochs: {e}", sent.cid, waited.unwrap_or_default()))),
+        Err(e) => return Ok(Progress::Stuck(format!("{} is not on chain since epoch {pushed_at}: {e}", sent.cid))),
     };
     let signed = lotus.wallet_sign_message(&message.from, &message).await?;
     let new_cid = lotus.mpool_push(&signed).await?;
@@ -88,7 +104,7 @@ pub async fn follow(
     let note = format!(
         "{} was not on chain after {} epochs; replaced by {new_cid} with gas premium {} (was {}) and fee cap {} (was {}) attoFIL/gas",
         sent.cid,
-        waited.unwrap_or_default(),
+        waited,
         message.gas_premium.atto(),
         stuck.gas_premium.atto(),
         message.gas_fee_cap.atto(),
