@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The e2e part of the project's test command: installs what the local control plane needs,
-# builds (or reuses from the cache) kube-apiserver, kube-scheduler, kube-controller-manager,
-# kubectl, etcd and kwok, then runs the sealing-e2e tests, which start the control plane and a
-# node agent once and tear them down at the end.
+# The e2e part of the project's test command: installs what the local control plane and the
+# real nodes need, builds (or reuses from the cache) kube-apiserver, kube-scheduler,
+# kube-controller-manager, kubectl, kubelet, etcd, kwok and containerd, then runs the
+# sealing-e2e tests, which start the control plane and a node agent once and tear them down
+# at the end.
 #
 #   e2e/run-tests.sh [cargo test args...]      e.g. e2e/run-tests.sh -- pods::
 #   SEALING_E2E_PROFILE=debug                  test a debug build (default: release)
@@ -15,6 +16,12 @@ log() { echo "run-tests.sh: $*" >&2; }
 
 missing=()
 for tool in openssl curl; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+if [[ -z "${SEALING_E2E_KUBECONFIG:-}" ]]; then
+  # What the real nodes of e2e/nodes run on.
+  for tool in runc iptables; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+  [[ -x /usr/lib/cni/bridge ]] || missing+=(containernetworking-plugins)
+  if [[ ! -x /bin/busybox ]] || ldd /bin/busybox >/dev/null 2>&1; then missing+=(busybox-static); fi
+fi
 if ((${#missing[@]})); then
   if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
     log "installing ${missing[*]}"

@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
-# Stops the control plane that up.sh started in $SEALING_STATE_DIR: SIGTERM, then SIGKILL after
-# a grace period, newest component first; then checks that none of its processes is left.
+# Stops the control plane that up.sh started in $SEALING_STATE_DIR, after its real nodes
+# (e2e/nodes/down.sh --all): SIGTERM, then SIGKILL after a grace period, newest component
+# first; then checks that none of its processes is left.
 set -euo pipefail
 
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 state=${SEALING_STATE_DIR:-/tmp/sealing-e2e-control-plane}
 grace=${SEALING_STOP_GRACE_SECONDS:-15}
 log() { echo "down.sh: $*" >&2; }
-[[ -d "$state/pids" ]] || exit 0
+status=0
+# The real nodes of e2e/nodes first: they hold host state (mounts, bridges, cgroups) and
+# their pods are deleted through this API server.
+if compgen -G "$state/nodes/*/node.env" >/dev/null; then
+  SEALING_STATE_DIR=$state "$here/../nodes/down.sh" --all || status=1
+fi
+[[ -d "$state/pids" ]] || exit "$status"
 
 # Only a process whose command line names our state directory is ours (pids get reused).
 ours() { { tr '\0' ' ' <"/proc/$1/cmdline"; } 2>/dev/null | grep -qF -- "$state"; }
@@ -45,3 +53,4 @@ if ((${#left[@]})); then
   exit 1
 fi
 log "control plane in $state stopped"
+exit "$status"

@@ -24,6 +24,11 @@ done
 # A previous run that was not stopped must not hold ports or data.
 if [[ -d "$state" ]]; then
   "$here/down.sh" >&2 || true
+  # A mount left by a real node could be a bind mount of a host directory.
+  if awk -v d="$state/" 'index($5, d) == 1 { found = 1 } END { exit !found }' /proc/self/mountinfo; then
+    log "mounts remain under $state (see /proc/self/mountinfo); not removing it"
+    exit 1
+  fi
   rm -rf "$state"
 fi
 mkdir -p "$state"/{pki,logs,pids,etcd}
@@ -129,6 +134,7 @@ launch kube-apiserver "$bin/kube-apiserver" \
   --service-account-issuer https://kubernetes.default.svc.cluster.local \
   --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
   --service-cluster-ip-range 10.0.0.0/24 --allow-privileged=true \
+  --kubelet-preferred-address-types InternalIP \
   --profiling=false
 api() { curl -sf --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" "https://127.0.0.1:$api_port$1"; }
 wait_for "kube-apiserver /readyz" 120 api /readyz

@@ -285,6 +285,16 @@ impl Cluster {
         Some(root.join(path.trim_start_matches('/')))
     }
 
+    /// The local control plane's state directory, when this run started it: the
+    /// `SEALING_STATE_DIR` of `e2e/nodes/up.sh` and `down.sh`.
+    pub fn control_plane_state_dir(&self) -> Option<PathBuf> {
+        self.control_plane
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|cp| cp.state_dir.clone())
+    }
+
     /// The repository checkout the tests run in.
     pub fn repo_root() -> PathBuf {
         manifest_dir().parent().map(Path::to_owned).unwrap_or_default()

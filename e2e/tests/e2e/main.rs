@@ -7,6 +7,7 @@ mod manifests;
 mod nodes;
 mod pods;
 mod proving;
+mod real_nodes;
 mod sealing;
 mod sealer;
 mod support;
@@ -21,6 +22,7 @@ fn main() -> ExitCode {
         crds::tests(),
         manifests::tests(),
         sealing::tests(),
+        real_nodes::tests(),
     ]
     .concat();
     sealing_e2e::harness::run_suite(tests)
