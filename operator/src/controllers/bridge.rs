@@ -19,7 +19,7 @@ use filecoin_chain::batching::{self, BatchPolicy, PendingItem};
 use filecoin_chain::client::ClientConfig;
 use filecoin_chain::exit_code::{ErrorLevel as ChainLevel, classify};
 use filecoin_chain::fees::FeeLimit;
-use filecoin_chain::message::{MAX_MESSAGE_SIZE, Message, SIGNATURE_ALLOWANCE, SignedMessage};
+use filecoin_chain::message::{MAX_MESSAGE_SIZE, Message, SIGNATURE_ALLOWANCE};
 use filecoin_chain::methods::{MAX_AGGREGATED_SECTORS, MIN_AGGREGATED_SECTORS, MinerMethod, miner_message, prove_commit_aggregate, sectors_of};
 use filecoin_chain::msg_uuid::msg_uuid;
 use filecoin_chain::params::{
@@ -615,7 +615,7 @@ impl Bridge {
         let limit = kind.fee_limit(&self.ctx.config, prepared.carried);
         let (sent, signed) = push_message(&self.ctx, &self.lotus, &prepared.message, spec_uuid, &limit, epoch).await?;
         // What the node signed for this MsgUuid, which after a crash may be an earlier build.
-        let carried = carried_sectors(&signed);
+        let carried = sectors_of(signed.message.method, &signed.message.params);
         for sector in members {
             let mut record = record_of(sector);
             record.outbox = None;
@@ -717,8 +717,8 @@ impl Bridge {
         };
         let (message, carried) = fitting(proven.len(), per_sector).map_err(|e| sector_error(&first, e))?;
         let sectors: Vec<Arc<Sector>> = proven.iter().map(|p| p.0.clone()).collect();
-        let left = left_out(carried, proven.len()).or_else(|| (proven.len() < members.len()).then(|| "its precommit is not on chain".to_owned()));
-        let individual = Prepared { message, carried, how: String::new(), left_out: left.clone() };
+        let no_precommit = (proven.len() < members.len()).then(|| "its precommit is not on chain".to_owned());
+        let individual = Prepared { message, carried, how: String::new(), left_out: left_out(carried, proven.len()).or(no_precommit.clone()) };
         if proven.len() < MIN_AGGREGATED_SECTORS {
             return Ok(individual);
         }
@@ -749,7 +749,7 @@ impl Bridge {
             message: aggregated,
             carried: proven.len(),
             how: format!(", proofs aggregated (SnarkPackV2; estimated {costs})"),
-            left_out: (proven.len() < members.len()).then(|| "its precommit is not on chain".to_owned()),
+            left_out: no_precommit,
         })
     }
 
@@ -928,10 +928,6 @@ fn left_out(carried: usize, items: usize) -> Option<String> {
     (carried < items).then(|| format!("with {items} sectors the message would exceed Lotus' 64 KiB limit, so it carries the first {carried}"))
 }
 
-/// The sectors a signed miner message carries.
-fn carried_sectors(signed: &SignedMessage) -> Vec<u64> {
-    sectors_of(signed.message.method, &signed.message.params)
-}
 
 fn record_of(sector: &Sector) -> SectorRecord {
     sector.status.as_ref().map(|s| s.record.clone()).unwrap_or_default()
